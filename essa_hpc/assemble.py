@@ -1,0 +1,71 @@
+"""Build everything a rank needs, in data-flow order: config -> model -> search
+space -> task -> rollout -> strategy. Kept apart from the loop so ``train``,
+``eval`` and ``export`` build the same objects the same way.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import torch
+
+from essa_hpc.config import Config
+from essa_hpc.model import load_model
+from essa_hpc.rewards import RewardRunner
+from essa_hpc.rollout import build_rollout
+from essa_hpc.spaces import build_space
+from essa_hpc.strategies import build_strategy
+from essa_hpc.tasks import build_task
+
+log = logging.getLogger(__name__)
+
+
+def local_ranks() -> int:
+    for key in ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE"):
+        value = os.environ.get(key, "")
+        if value.split("(")[0].isdigit():
+            return max(1, int(value.split("(")[0]))
+    return 1
+
+
+def set_threads(requested: int) -> int:
+    """Pin torch threads: oversubscribed ranks were 3-5x slower here (DESIGN.md)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    n = requested or max(1, cores // local_ranks())
+    torch.set_num_threads(n)
+    return n
+
+
+@dataclass
+class Parts:
+    model: object
+    tokenizer: object
+    space: object
+    task: object
+    rollout: object
+    rewarder: RewardRunner   # training reward
+    scorer: RewardRunner     # held-out metric (exact)
+
+
+def build_parts(cfg: Config, with_space: bool = True) -> Parts:
+    task = build_task(cfg.task, cfg.run.seed)  # data problems surface before the model loads
+    heldout = task.heldout()
+    if not heldout:
+        raise ValueError(f"task {cfg.task.kind} produced no held-out items")
+    model, tok = load_model(cfg.model)
+    if cfg.model.quantize == "int8":
+        from essa_hpc.quantize import quantize_int8
+        model = quantize_int8(model)
+    space = build_space(model, cfg) if with_space else None
+    return Parts(model, tok, space, task, build_rollout(model, tok, cfg),
+                 RewardRunner(task.reward, cfg.task.reward_timeout_s),
+                 RewardRunner(task.score, cfg.task.reward_timeout_s))
+
+
+def initial_sigma(cfg: Config, space) -> float:
+    return cfg.strategy.sigma0 * (space.typical_scale() if cfg.strategy.sigma_relative else 1.0)
+
+
+def build_search(cfg: Config, space):
+    return build_strategy(cfg, space.initial(), initial_sigma(cfg, space))

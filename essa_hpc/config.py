@@ -1,0 +1,311 @@
+"""Run configuration: nested dataclasses, YAML files and dotted CLI overrides.
+
+Every field carries its help text in ``metadata["help"]``; ``describe()`` renders
+the reference used by ``essa-hpc config`` and the README. ``validate()`` runs
+before any model loads, so a bad config fails in milliseconds with one line.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config problem the user can fix; the message is one line."""
+
+
+def opt(default, help: str):
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class ModelConfig:
+    name: str = opt("tiny-random", "HF directory, hub id, a .gguf file, 'shipped:smollm2-135m-instruct', "
+                    "or 'tiny-random[:HIDDENxLAYERS]' (built in code, for tests)")
+    dtype: str = opt("float32", "Weights dtype on CPU/GPU: float32 | bfloat16 | float16")
+    quantize: str = opt("none", "Base-model quantization for ES evaluation: none | int8 (CPU dynamic int8)")
+    cache_dir: str = opt("", "Where converted (GGUF->safetensors) models are cached; default ~/.cache/essa_hpc")
+    chat_template: bool = opt(True, "Wrap prompts with the tokenizer's chat template when it has one")
+
+
+@dataclass
+class SpaceConfig:
+    kind: str = opt("svd_lora", "Search space: svd_lora (ESSA) | lora (plain A/B) | full (ES-at-scale)")
+    rank: int = opt(8, "LoRA rank r")
+    alpha_fraction: float = opt(1.0, "ESSA alpha: fraction of each factor's singular values that is trainable (top ones)")
+    lora_alpha: float = opt(16.0, "LoRA scaling numerator (scale = lora_alpha / rank); ignored when init is a PEFT dir")
+    target_modules: list = opt(["q_proj", "k_proj", "v_proj", "o_proj"], "Module names that get LoRA")
+    init: str = opt("", "PEFT adapter directory to start from (the SFT adapter); empty = no-SFT init (A Kaiming, B zero)")
+
+
+@dataclass
+class StrategyConfig:
+    kind: str = opt("cma_es", "Strategy: cma_es | open_es")
+    population: int = opt(8, "Candidates per generation (lambda)")
+    sigma0: float = opt(0.1, "Initial step size; relative to the space's scale when sigma_relative")
+    sigma_relative: bool = opt(True, "Multiply sigma0 by the space's typical scale (mean |s| for svd_lora)")
+    covariance: str = opt("separable", "cma_es covariance: full | separable (diagonal; fast for large dim)")
+    mirrored: bool = opt(True, "Antithetic +/- pairs (cma_es via pycma mirrors; open_es always mirrors)")
+    learning_rate: float = opt(0.05, "open_es: step size of the optimizer (the paper's alpha for full space)")
+    optimizer: str = opt("adam", "open_es optimizer: sgd | adam")
+    shaping: str = opt("centered_rank", "open_es fitness shaping: centered_rank | z_score")
+    weight_decay: float = opt(0.0, "open_es L2 decay toward the start (0 = off)")
+
+
+@dataclass
+class TaskConfig:
+    kind: str = opt("arithmetic", "Task: arithmetic | countdown | gsm8k | math | rg:<name> | custom")
+    batch_size: int = opt(16, "Prompts per candidate per generation (the ESSA mini-batch)")
+    heldout_size: int = opt(100, "Held-out problems used for heldout_reward (fixed set)")
+    train_reward: str = opt("exact", "Training reward: exact | dense (partial credit by distance to gold); "
+                            "held-out is always exact")
+    system_prompt: str = opt("Answer with the number only.", "System message; replaces the model's default one")
+    digits: int = opt(2, "arithmetic: digits per operand")
+    operators: str = opt("+-", "arithmetic: operators to draw from, any of '+-*'")
+    data_path: str = opt("", "Dataset location for datasets-backed tasks: a save_to_disk dir or json/parquet files")
+    reward_fn: str = opt("", "custom: 'module:function' reward(item, completion) -> float")
+    reward_timeout_s: float = opt(2.0, "Per-completion reward time limit; a timeout scores 0")
+
+
+@dataclass
+class RolloutConfig:
+    backend: str = opt("hf", "Generation backend: hf | vllm")
+    max_new_tokens: int = opt(8, "Tokens generated per prompt")
+    group_size: int = opt(4, "Candidates evaluated together; groups are the unit spread over ranks, "
+                          "so results do not depend on world size")
+    max_rows: int = opt(128, "Row limit (prompts x candidates) per generate call")
+    temperature: float = opt(0.0, "0 = greedy; >0 samples with a seed per (generation, candidate, prompt)")
+
+
+@dataclass
+class RunConfig:
+    generations: int = opt(10, "ES generations")
+    seed: int = opt(0, "Run seed; every random stream derives from it")
+    eval_every: int = opt(5, "Held-out evaluation every N generations (also at start and end); 0 = start/end only")
+    run_dir: str = opt("runs/default", "Output directory (metrics.jsonl, config.yaml, checkpoints, adapter)")
+    checksum_every: int = opt(5, "Compare the adapter checksum across ranks every K generations")
+    threads: int = opt(0, "torch threads per rank; 0 = cores / local ranks")
+    progress: bool = opt(True, "tqdm progress bar on rank 0")
+
+
+@dataclass
+class CkptConfig:
+    every: int = opt(1, "Checkpoint every N generations (and at the end)")
+    keep: int = opt(3, "How many checkpoints to keep")
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    space: SpaceConfig = field(default_factory=SpaceConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    ckpt: CkptConfig = field(default_factory=CkptConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def validate(self, world_size: int = 1) -> None:
+        validate(self, world_size)
+
+
+SECTIONS = [f.name for f in dataclasses.fields(Config)]
+# Settings that define the search; changing them makes a checkpoint meaningless.
+NON_RESUMABLE = ["model.name", "model.dtype", "model.quantize", "space.kind", "space.rank",
+                 "space.alpha_fraction", "space.lora_alpha", "space.target_modules", "space.init",
+                 "strategy.kind", "strategy.population", "strategy.covariance", "strategy.mirrored",
+                 "run.seed"]
+
+
+# --- building from dicts, YAML and overrides ---------------------------------
+
+def _coerce(value: Any, typ: Any, where: str) -> Any:
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{where}: expected a boolean, got {value!r}")
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+    if typ is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if typ is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    if typ is list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return value
+    return value
+
+
+def _section_from_dict(cls, data: dict, section: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{section}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    allowed = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        if key not in allowed:
+            raise ConfigError(f"unknown key '{section}.{key}'; allowed: {', '.join(allowed)}")
+        kwargs[key] = _coerce(value, hints[key], f"{section}.{key}")
+    return cls(**kwargs)
+
+
+def from_dict(data: dict | None) -> Config:
+    data = data or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config must be a mapping of sections, got {type(data).__name__}")
+    hints = typing.get_type_hints(Config)
+    parts = {}
+    for key, value in data.items():
+        if key not in SECTIONS:
+            raise ConfigError(f"unknown section '{key}'; allowed: {', '.join(SECTIONS)}")
+        parts[key] = _section_from_dict(hints[key], value or {}, key)
+    return Config(**parts)
+
+
+_OVERRIDE = re.compile(r"^([a-z_]+)\.([a-z_0-9]+)=(.*)$", re.S)
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """'strategy.population=16' -> {'strategy': {'population': '16'}} (values parsed as YAML scalars)."""
+    out: dict = {}
+    for item in items:
+        m = _OVERRIDE.match(item)
+        if not m:
+            raise ConfigError(f"bad override {item!r}; expected section.key=value, e.g. strategy.population=16")
+        section, key, raw = m.groups()
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        out.setdefault(section, {})[key] = value
+    return out
+
+
+def load(path: str | os.PathLike | None, overrides: list[str] = ()) -> Config:
+    data: dict = {}
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {p} is not valid YAML: {str(e).splitlines()[0]}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {p} must hold a mapping of sections")
+    for section, values in parse_overrides(list(overrides)).items():
+        current = data.get(section) or {}
+        if not isinstance(current, dict):
+            raise ConfigError(f"section '{section}' in {path} is not a mapping")
+        data[section] = {**current, **values}
+    return from_dict(data)
+
+
+def save_yaml(cfg: Config, path: str | os.PathLike) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+# --- validation ----------------------------------------------------------------
+
+def _choice(value: str, allowed: list[str], where: str) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{where}={value!r} is not one of: {', '.join(allowed)}")
+
+
+def _positive(value, where: str, minimum=1) -> None:
+    if value < minimum:
+        raise ConfigError(f"{where} must be >= {minimum}, got {value}")
+
+
+def validate(cfg: Config, world_size: int = 1) -> None:
+    from essa_hpc.model import check_model_name
+    from essa_hpc.tasks import check_task_config
+
+    check_model_name(cfg.model.name)
+    _choice(cfg.model.dtype, ["float32", "bfloat16", "float16"], "model.dtype")
+    _choice(cfg.model.quantize, ["none", "int8"], "model.quantize")
+    _choice(cfg.space.kind, ["svd_lora", "lora", "full"], "space.kind")
+    _positive(cfg.space.rank, "space.rank")
+    if not 0.0 < cfg.space.alpha_fraction <= 1.0:
+        raise ConfigError(f"space.alpha_fraction must be in (0, 1], got {cfg.space.alpha_fraction}")
+    if not cfg.space.target_modules:
+        raise ConfigError("space.target_modules must name at least one module")
+    if cfg.space.init and not Path(cfg.space.init, "adapter_config.json").is_file():
+        raise ConfigError(f"space.init={cfg.space.init!r} is not a PEFT adapter directory (no adapter_config.json)")
+    _choice(cfg.strategy.kind, ["cma_es", "open_es"], "strategy.kind")
+    _positive(cfg.strategy.population, "strategy.population", 2)
+    if cfg.strategy.population % 2 and (cfg.strategy.kind == "open_es" or cfg.strategy.mirrored):
+        raise ConfigError(f"strategy.population must be even for mirrored sampling, got {cfg.strategy.population}")
+    if cfg.strategy.sigma0 <= 0:
+        raise ConfigError(f"strategy.sigma0 must be > 0, got {cfg.strategy.sigma0}")
+    _choice(cfg.strategy.covariance, ["full", "separable"], "strategy.covariance")
+    _choice(cfg.strategy.optimizer, ["sgd", "adam"], "strategy.optimizer")
+    _choice(cfg.strategy.shaping, ["centered_rank", "z_score"], "strategy.shaping")
+    if cfg.space.kind == "full" and cfg.strategy.kind != "open_es":
+        raise ConfigError("space.kind=full needs strategy.kind=open_es (CMA-ES cannot hold a full-model covariance)")
+    check_task_config(cfg.task)
+    _positive(cfg.task.batch_size, "task.batch_size")
+    _positive(cfg.task.heldout_size, "task.heldout_size")
+    _choice(cfg.task.train_reward, ["exact", "dense"], "task.train_reward")
+    _choice(cfg.rollout.backend, ["hf", "vllm"], "rollout.backend")
+    _positive(cfg.rollout.max_new_tokens, "rollout.max_new_tokens")
+    _positive(cfg.rollout.group_size, "rollout.group_size")
+    _positive(cfg.rollout.max_rows, "rollout.max_rows")
+    if cfg.rollout.temperature < 0:
+        raise ConfigError(f"rollout.temperature must be >= 0, got {cfg.rollout.temperature}")
+    _positive(cfg.run.generations, "run.generations")
+    if cfg.run.eval_every < 0 or cfg.run.checksum_every < 0 or cfg.run.threads < 0:
+        raise ConfigError("run.eval_every, run.checksum_every and run.threads must be >= 0")
+    _positive(cfg.ckpt.every, "ckpt.every")
+    _positive(cfg.ckpt.keep, "ckpt.keep")
+    if world_size > cfg.strategy.population:
+        raise ConfigError(f"more ranks ({world_size}) than candidates (strategy.population={cfg.strategy.population})")
+    groups = -(-cfg.strategy.population // cfg.rollout.group_size)
+    if world_size > groups:
+        raise ConfigError(f"more ranks ({world_size}) than candidate groups ({groups} groups of "
+                          f"rollout.group_size={cfg.rollout.group_size}); lower rollout.group_size")
+
+
+def describe() -> str:
+    """Markdown reference of every section and key with its default and help."""
+    lines = []
+    for sec in dataclasses.fields(Config):
+        cls = typing.get_type_hints(Config)[sec.name]
+        lines.append(f"\n**{sec.name}**\n\n| key | default | meaning |\n|---|---|---|")
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            lines.append(f"| `{sec.name}.{f.name}` | `{default!r}` | {f.metadata['help']} |")
+    return "\n".join(lines).strip() + "\n"

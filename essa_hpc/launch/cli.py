@@ -1,0 +1,102 @@
+"""The ``essa-hpc`` command line: argument parsing and dispatch only.
+
+Each subcommand lives in its own module under ``essa_hpc.launch``; imports are
+lazy so ``--help`` and config errors answer in well under a second.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+EPILOG = """\
+Overrides are dotted section.key=value pairs applied on top of CONFIG, e.g.
+  essa-hpc train configs/demo.yaml strategy.population=16 run.generations=3
+Run `essa-hpc config --describe` for every key, its default and meaning.
+
+Exit codes: 0 done, 2 bad config or input, 75 preempted (resumable: run the
+same command again, or let SLURM requeue), 1 anything else."""
+
+
+def _add_config_args(p: argparse.ArgumentParser, config_required: bool = True) -> None:
+    p.add_argument("config", nargs=None if config_required else "?", help="YAML config file (see configs/)")
+    p.add_argument("overrides", nargs="*", metavar="section.key=value", help="dotted config overrides")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="essa-hpc", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Align LLMs with evolution strategies: ESSA (CMA-ES over SVD-LoRA singular values), "
+                    "OpenAI-ES and full-parameter ES, as an MPI/SLURM batch job. "
+                    "Launch with mpiexec/srun for several ranks.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="run ES training (resumes from the newest checkpoint by default)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+                       description="Run ES training. Under mpiexec/srun every rank runs this same command.")
+    _add_config_args(p)
+    p.add_argument("--run-dir", help="output directory (overrides run.run_dir)")
+    p.add_argument("--resume", default="auto", choices=["auto", "never", "must"],
+                   help="auto: resume if a valid checkpoint exists; never: start fresh; must: fail without one")
+
+    p = sub.add_parser("eval", help="held-out reward of the base model, a run, or an exported PEFT adapter",
+                       description="Report the held-out metric (exact match) as JSON. With neither --run-dir nor "
+                                   "--adapter the plain base model is scored.")
+    _add_config_args(p)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--run-dir", help="score the adapter in this run's newest checkpoint")
+    src.add_argument("--adapter", help="score a PEFT adapter directory, loaded with PeftModel.from_pretrained")
+
+    p = sub.add_parser("export", help="write a run's adapter as a PEFT directory",
+                       description="Write the newest checkpoint's adapter of RUN_DIR as a PEFT adapter "
+                                   "(adapter_config.json + adapter_model.safetensors) into OUT_DIR.")
+    p.add_argument("run_dir", help="a run directory (holds config.yaml and checkpoints/)")
+    p.add_argument("out_dir", help="where to write the PEFT adapter")
+
+    p = sub.add_parser("inspect", help="summarise a checkpoint file or a run's newest checkpoint")
+    p.add_argument("path", help="a .h5 checkpoint or a run directory")
+    p.add_argument("--tail", type=int, default=5, help="how many metric lines to show")
+
+    p = sub.add_parser("config", help="print the resolved config, or --describe every key")
+    _add_config_args(p, config_required=False)
+    p.add_argument("--describe", action="store_true", help="print the reference of every key (Markdown)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    # Overrides may follow options (`train cfg.yaml --run-dir d run.seed=1`); argparse
+    # stops filling a positional list at the first option, so collect the rest here.
+    args, extra = parser.parse_known_args(argv)
+    unknown = [a for a in extra if a.startswith("-") or not hasattr(args, "overrides")]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if extra:
+        args.overrides = list(args.overrides or []) + extra
+    from essa_hpc.config import ConfigError
+
+    try:
+        if args.command == "train":
+            from essa_hpc.launch.train_cmd import run_train
+            return run_train(args)
+        if args.command == "eval":
+            from essa_hpc.launch.eval_cmd import run_eval
+            return run_eval(args)
+        if args.command == "export":
+            from essa_hpc.launch.eval_cmd import run_export
+            return run_export(args)
+        if args.command == "inspect":
+            from essa_hpc.launch.inspect_cmd import run_inspect
+            return run_inspect(args)
+        if args.command == "config":
+            from essa_hpc.launch.inspect_cmd import run_config
+            return run_config(args)
+    except ConfigError as exc:
+        from essa_hpc.comm import env_rank
+        if env_rank() == 0:  # every rank hits the same config error; one line is enough
+            print(f"essa-hpc {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

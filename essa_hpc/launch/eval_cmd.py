@@ -1,0 +1,72 @@
+"""``essa-hpc eval`` and ``essa-hpc export``: score or write an adapter."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from essa_hpc import checkpoint
+from essa_hpc import config as config_mod
+from essa_hpc.assemble import build_parts, set_threads
+from essa_hpc.comm import Comm
+from essa_hpc.config import ConfigError
+from essa_hpc.runlog import setup_logging
+
+log = logging.getLogger("essa_hpc")
+
+
+def newest_checkpoint(run_dir: str | Path) -> dict:
+    found = checkpoint.latest_valid(Path(run_dir) / "checkpoints")
+    if found is None:
+        raise ConfigError(f"no valid checkpoint in {Path(run_dir) / 'checkpoints'}")
+    return found
+
+
+def run_config_of(run_dir: str | Path) -> config_mod.Config:
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
+    return config_mod.load(path)
+
+
+def run_eval(args) -> int:
+    from essa_hpc.evaluation import heldout_score
+
+    comm = Comm()
+    cfg = config_mod.load(args.config, args.overrides)
+    cfg.validate(world_size=1)
+    if args.adapter and not Path(args.adapter, "adapter_config.json").is_file():
+        raise ConfigError(f"--adapter {args.adapter} is not a PEFT adapter directory (no adapter_config.json)")
+    found = newest_checkpoint(args.run_dir) if args.run_dir else None
+    setup_logging(comm.rank)
+    set_threads(cfg.run.threads)
+    parts = build_parts(cfg, with_space=found is not None)
+    space, vector, source = None, None, "base"
+    if found is not None:
+        space, vector = parts.space, found["state"]["adapter"]["vector"]
+        source = f"{found['path']}"
+    elif args.adapter:
+        from peft import PeftModel
+
+        from essa_hpc.rollout import build_rollout
+        peft_model = PeftModel.from_pretrained(parts.model, args.adapter)
+        peft_model.eval()
+        parts.rollout = build_rollout(peft_model, parts.tokenizer, cfg)
+        source = args.adapter
+    score = heldout_score(parts.rollout, space, parts.scorer, vector, parts.task.heldout(),
+                          cfg.rollout.max_rows, comm)
+    if comm.is_root:
+        print(json.dumps({"source": source, "task": cfg.task.kind, "heldout_size": len(parts.task.heldout()),
+                          "heldout_reward": score}))
+    return 0
+
+
+def run_export(args) -> int:
+    cfg = run_config_of(args.run_dir)
+    found = newest_checkpoint(args.run_dir)
+    setup_logging(0)
+    parts = build_parts(cfg)
+    parts.space.export_peft(found["state"]["adapter"]["vector"], args.out_dir)
+    print(json.dumps({"checkpoint": str(found["path"]), "generation": found["generation"],
+                      "adapter_sha256": found["state"]["adapter"]["sha256"], "out_dir": str(args.out_dir)}))
+    return 0

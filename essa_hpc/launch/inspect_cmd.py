@@ -1,0 +1,64 @@
+"""``essa-hpc inspect`` and ``essa-hpc config``: read-only views."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from essa_hpc import checkpoint
+from essa_hpc import config as config_mod
+from essa_hpc.config import ConfigError
+
+
+def _strategy_summary(state: dict) -> dict:
+    out = {}
+    for key, value in state.items():
+        arr = np.asarray(value) if not isinstance(value, str) else None
+        if arr is None:
+            continue
+        out[key] = (float(arr) if arr.ndim == 0 and arr.dtype.kind in "fiub" else
+                    {"shape": list(arr.shape), "norm": float(np.linalg.norm(arr.astype(float)))}
+                    if arr.dtype.kind in "fiub" else str(arr))
+    return out
+
+
+def run_inspect(args) -> int:
+    path = Path(args.path)
+    if path.is_dir():
+        found = checkpoint.latest_valid(path / "checkpoints" if (path / "checkpoints").is_dir() else path)
+        if found is None:
+            raise ConfigError(f"no valid checkpoint under {path}")
+    elif path.is_file():
+        try:
+            found = checkpoint.load(path)
+        except checkpoint.CheckpointError as exc:
+            raise ConfigError(str(exc)) from None
+    else:
+        raise ConfigError(f"not found: {path}")
+    cfg = config_mod.from_dict(found["config"])
+    state = found["state"]
+    records = json.loads(state["metrics"]["records"])
+    print(f"checkpoint   {found['path']}")
+    print(f"generation   {found['generation']} of {cfg.run.generations}")
+    print(f"config       digest {cfg.digest()}  model={cfg.model.name} space={cfg.space.kind} "
+          f"strategy={cfg.strategy.kind} population={cfg.strategy.population} seed={cfg.run.seed}")
+    print(f"adapter      sha256 {state['adapter']['sha256']}  dim {np.asarray(state['adapter']['vector']).size}")
+    print("strategy     " + json.dumps(_strategy_summary(state["strategy"]), sort_keys=True))
+    print(f"metrics      last {args.tail} of {len(records)}:")
+    for rec in records[-args.tail:]:
+        keys = ("generation", "reward_mean", "reward_max", "heldout_reward", "step_s", "bytes_sent")
+        print("  " + "  ".join(f"{k}={rec[k]:.4g}" if isinstance(rec.get(k), float) else f"{k}={rec.get(k)}"
+                               for k in keys if k in rec))
+    return 0
+
+
+def run_config(args) -> int:
+    if args.describe:
+        print(config_mod.describe())
+        return 0
+    cfg = config_mod.load(args.config, args.overrides)
+    cfg.validate()
+    print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+    return 0

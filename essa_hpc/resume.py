@@ -1,0 +1,59 @@
+"""Deciding whether and from where a run resumes (``--resume auto|never|must``).
+
+Runs before the model loads: the newest valid checkpoint is found (corrupt ones
+are skipped with a warning) and its config is compared with the current one on
+the settings that define the search (``config.NON_RESUMABLE``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from essa_hpc import checkpoint
+from essa_hpc.config import NON_RESUMABLE, Config, ConfigError
+
+RESUME_MODES = ["auto", "never", "must"]
+
+
+def _lookup(d: dict, dotted: str):
+    section, key = dotted.split(".")
+    return d.get(section, {}).get(key)
+
+
+def check_resumable(cfg: Config, ckpt_dir: Path, mode: str) -> dict | None:
+    if mode not in RESUME_MODES:
+        raise ConfigError(f"--resume {mode!r} is not one of: {', '.join(RESUME_MODES)}")
+    if mode == "never":
+        return None
+    found = checkpoint.latest_valid(ckpt_dir)
+    if found is None:
+        if mode == "must":
+            raise ConfigError(f"--resume must: no valid checkpoint in {ckpt_dir}")
+        return None
+    now = cfg.to_dict()
+    changed = [k for k in NON_RESUMABLE if _lookup(found["config"], k) != _lookup(now, k)]
+    if changed:
+        detail = ", ".join(f"{k}: {_lookup(found['config'], k)!r} -> {_lookup(now, k)!r}" for k in changed)
+        raise ConfigError(f"cannot resume {found['path']}: non-resumable settings changed ({detail}); "
+                          f"use another --run-dir or --resume never")
+    if found["generation"] > cfg.run.generations:
+        raise ConfigError(f"checkpoint is at generation {found['generation']} > run.generations={cfg.run.generations}")
+    return found
+
+
+def restore_space_check(found: dict, space, fingerprint: str) -> None:
+    """The rebuilt search space must be the one the checkpoint was searching."""
+    saved = found["state"]
+    if saved["model"]["fingerprint"] != fingerprint:
+        raise ConfigError(f"cannot resume {found['path']}: the base model weights differ from the checkpoint's")
+    def compare(now, stored, where: str) -> None:
+        if isinstance(now, dict):
+            for key, value in now.items():
+                compare(value, (stored or {}).get(key) if isinstance(stored, dict) else None, f"{where}/{key}")
+            return
+        stored = np.asarray(stored)
+        if stored.shape != now.shape or not np.allclose(stored, now, rtol=0, atol=1e-9):
+            raise ConfigError(f"cannot resume {found['path']}: search space '{where}' differs (start adapter changed?)")
+
+    compare(space.state_arrays(), saved.get("space", {}), "space")

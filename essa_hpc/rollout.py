@@ -1,0 +1,84 @@
+"""Generation backends: turn rendered prompts into completions.
+
+``HFRollout`` (default) runs transformers ``generate`` with left padding. It does
+not know about candidates: the caller sets per-row adapter state on the search
+space first, so one ``generate`` call can serve many candidates (DESIGN.md,
+"Population-batched evaluation"). Rows map one-to-one to sequences: no beam
+search, one sequence per prompt.
+
+``vllm`` is an optional extra for GPU clusters; it can only serve one adapter per
+call and is not wired into population batching yet.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+
+from essa_hpc.config import Config
+
+
+@dataclass
+class Completions:
+    texts: list[str]
+    new_tokens: int  # generated tokens up to and including EOS, summed over rows
+
+
+class HFRollout:
+    def __init__(self, model, tokenizer, cfg: Config):
+        self.model, self.tok = model, tokenizer
+        self.rcfg, self.use_chat = cfg.rollout, cfg.model.chat_template and bool(tokenizer.chat_template)
+        self.system_prompt = cfg.task.system_prompt
+        self._rendered: dict[str, list[int]] = {}
+
+    def render(self, item: dict) -> str:
+        if item.get("chat", True) is False or not self.use_chat:
+            return item["prompt"]
+        messages = [{"role": "user", "content": item["prompt"]}]
+        if self.system_prompt:
+            messages.insert(0, {"role": "system", "content": self.system_prompt})
+        return self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def token_ids(self, item: dict) -> list[int]:
+        text = self.render(item)
+        if text not in self._rendered:
+            # Chat templates already add special tokens; plain prompts keep the tokenizer's BOS.
+            self._rendered[text] = self.tok(text, add_special_tokens=not self.use_chat)["input_ids"]
+        return self._rendered[text]
+
+    def _batch(self, items: list[dict]):
+        ids = [self.token_ids(it) for it in items]
+        width = max(len(x) for x in ids)
+        pad = self.tok.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids])
+        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
+        return input_ids, mask
+
+    @torch.inference_mode()
+    def generate(self, items: list[dict], sample_seed: int | None = None) -> Completions:
+        input_ids, mask = self._batch(items)
+        sampling = self.rcfg.temperature > 0
+        kwargs = dict(max_new_tokens=self.rcfg.max_new_tokens, do_sample=sampling,
+                      pad_token_id=self.tok.pad_token_id, eos_token_id=self.tok.eos_token_id,
+                      top_p=None, top_k=None, temperature=self.rcfg.temperature if sampling else None)
+        # Sampling draws from torch's global RNG; fork it so a seeded chunk cannot
+        # disturb anything else and gives the same tokens on any rank.
+        ctx = torch.random.fork_rng() if sampling else contextlib.nullcontext()
+        with ctx:
+            if sampling:
+                torch.manual_seed(int(sample_seed or 0))
+            out = self.model.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
+        new = out[:, input_ids.shape[1]:]
+        texts = self.tok.batch_decode(new, skip_special_tokens=True)
+        eos = self.tok.eos_token_id
+        finished = (new == eos).int()
+        # tokens up to the first EOS (inclusive); rows without EOS count in full
+        lengths = torch.where(finished.any(1), finished.argmax(1) + 1, torch.full_like(finished[:, 0], new.shape[1]))
+        return Completions(texts, int(lengths.sum()))
+
+
+def build_rollout(model, tokenizer, cfg: Config):
+    if cfg.rollout.backend == "vllm":
+        raise NotImplementedError("rollout.backend=vllm is not implemented yet; use hf")
+    return HFRollout(model, tokenizer, cfg)

@@ -1,0 +1,54 @@
+"""Rank-0 output: logging setup, ``print0``, and the metrics.jsonl writer.
+
+Rank 0 talks; other ranks only warn, and say which rank they are.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+
+def setup_logging(rank: int, run_dir: Path | None = None) -> None:
+    fmt = "%(asctime)s %(levelname)s %(message)s" if rank == 0 else f"%(asctime)s [rank {rank}] %(levelname)s %(message)s"
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if rank == 0 and run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(run_dir / "train.log"))
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING, format=fmt, datefmt="%H:%M:%S",
+                        handlers=handlers, force=True)
+    for noisy in ("transformers", "httpx", "urllib3", "datasets", "peft"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+class MetricsLog:
+    """One JSON line per generation; rank 0 writes, fsyncing so a crash keeps every finished line."""
+
+    def __init__(self, path: Path, enabled: bool):
+        self.path, self.enabled = Path(path), enabled
+        self.records: list[dict] = []
+
+    def reset(self, records: list[dict]) -> None:
+        """Start from the records a checkpoint holds, dropping lines written after it."""
+        self.records = list(records)
+        if self.enabled:
+            tmp = self.path.with_suffix(".jsonl.tmp")
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in self.records))
+            os.replace(tmp, self.path)
+
+    def write(self, record: dict) -> None:
+        self.records.append(record)
+        if self.enabled:
+            with open(self.path, "a") as fh:
+                fh.write(json.dumps(record) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+
+
+def read_metrics(path: Path) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -1,0 +1,42 @@
+"""The only place random streams are made.
+
+Every stream is ``SeedSequence([run_seed, purpose, *keys])`` so that any rank,
+at any time, can rebuild the exact stream for (generation, member, tensor, ...)
+without communicating or carrying RNG state. No global RNG, no ``hash()``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+# Fixed integer per purpose: streams for different purposes never collide.
+PURPOSES = {
+    "strategy": 1,    # the CMA-ES / OpenAI-ES sampling stream
+    "minibatch": 2,   # which training prompts a generation uses
+    "heldout": 3,     # the fixed held-out problem set
+    "train_items": 4, # seeded task generators
+    "init": 5,        # LoRA init (A Kaiming) and tiny-model weights
+    "sampling": 6,    # temperature sampling per (generation, candidate, prompt)
+    "noise": 7,       # full-space noise per (generation, member, tensor)
+}
+
+
+def seed_sequence(run_seed: int, purpose: str, *keys: int) -> np.random.SeedSequence:
+    if purpose not in PURPOSES:
+        raise KeyError(f"unknown random purpose {purpose!r}; known: {sorted(PURPOSES)}")
+    return np.random.SeedSequence([int(run_seed), PURPOSES[purpose], *(int(k) for k in keys)])
+
+
+def rng(run_seed: int, purpose: str, *keys: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(seed_sequence(run_seed, purpose, *keys)))
+
+
+def int_seed(run_seed: int, purpose: str, *keys: int) -> int:
+    """A 63-bit integer seed, for libraries that take an int (torch, pycma's RandomState)."""
+    return int(seed_sequence(run_seed, purpose, *keys).generate_state(2, np.uint32).view(np.uint64)[0] >> 1)
+
+
+def torch_generator(run_seed: int, purpose: str, *keys: int) -> torch.Generator:
+    g = torch.Generator(device="cpu")
+    g.manual_seed(int_seed(run_seed, purpose, *keys))
+    return g

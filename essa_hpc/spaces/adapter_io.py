@@ -1,0 +1,95 @@
+"""Read the starting LoRA adapter and write PEFT adapters, through peft itself.
+
+The start is either an SFT adapter directory (ESSA's normal path) or the no-SFT
+ablation: A Kaiming-uniform, B zero (peft's own default init).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from essa_hpc import seeding
+from essa_hpc.config import ConfigError, SpaceConfig
+
+
+@dataclass
+class LoraStart:
+    rank: int
+    lora_alpha: float
+    use_rslora: bool
+    target_modules: list[str]
+    factors: dict[str, tuple[torch.Tensor, torch.Tensor]]  # module name -> (A r×d_in, B d_out×r), float32
+
+    @property
+    def scale(self) -> float:
+        return self.lora_alpha / (math.sqrt(self.rank) if self.use_rslora else self.rank)
+
+
+def target_linears(model: nn.Module, targets: list[str]) -> list[str]:
+    names = [n for n, m in model.named_modules() if n.split(".")[-1] in targets and isinstance(m, nn.Linear)]
+    if not names:
+        raise ConfigError(f"no nn.Linear modules named {targets} in the model")
+    return names
+
+
+def no_sft_start(model: nn.Module, cfg: SpaceConfig, run_seed: int) -> LoraStart:
+    factors = {}
+    for i, name in enumerate(target_linears(model, cfg.target_modules)):
+        lin = model.get_submodule(name)
+        a = torch.empty(cfg.rank, lin.in_features)
+        # Same init as peft's LoRA default: kaiming_uniform_(a=sqrt(5)) for A, zeros for B.
+        g = seeding.torch_generator(run_seed, "init", i)
+        bound = math.sqrt(6 / ((1 + 5) * lin.in_features))
+        a.uniform_(-bound, bound, generator=g)
+        factors[name] = (a, torch.zeros(lin.out_features, cfg.rank))
+    return LoraStart(cfg.rank, cfg.lora_alpha, False, list(cfg.target_modules), factors)
+
+
+def peft_start(model: nn.Module, cfg: SpaceConfig) -> LoraStart:
+    from peft import LoraConfig
+    from peft.utils import load_peft_weights
+
+    pcfg = LoraConfig.from_pretrained(cfg.init)
+    if pcfg.r != cfg.rank:
+        raise ConfigError(f"space.rank={cfg.rank} but the adapter in {cfg.init} has r={pcfg.r}")
+    targets = sorted(pcfg.target_modules) if not isinstance(pcfg.target_modules, str) else [pcfg.target_modules]
+    weights = load_peft_weights(cfg.init, device="cpu")
+    factors = {}
+    for name in target_linears(model, targets):
+        key = f"base_model.model.{name}"
+        try:
+            a, b = weights[f"{key}.lora_A.weight"], weights[f"{key}.lora_B.weight"]
+        except KeyError:
+            raise ConfigError(f"adapter {cfg.init} has no LoRA weights for module {name}") from None
+        factors[name] = (a.float(), b.float())
+    return LoraStart(pcfg.r, float(pcfg.lora_alpha), bool(pcfg.use_rslora), targets, factors)
+
+
+def load_start(model: nn.Module, cfg: SpaceConfig, run_seed: int) -> LoraStart:
+    return peft_start(model, cfg) if cfg.init else no_sft_start(model, cfg, run_seed)
+
+
+def save_peft_adapter(model: nn.Module, start: LoraStart, factors: dict, out_dir: str | Path) -> None:
+    """Write ``factors`` (name -> (A, B)) as a PEFT adapter. ``model`` must be the plain base
+    model at this point; it is returned to that state afterwards."""
+    from peft import LoraConfig, get_peft_model
+
+    pcfg = LoraConfig(r=start.rank, lora_alpha=start.lora_alpha, use_rslora=start.use_rslora,
+                      target_modules=list(start.target_modules), lora_dropout=0.0, bias="none")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # transformers deprecations raised inside peft
+        peft_model = get_peft_model(model, pcfg)
+    try:
+        for name, (a, b) in factors.items():
+            layer = peft_model.base_model.model.get_submodule(name)
+            layer.lora_A["default"].weight.data.copy_(a)
+            layer.lora_B["default"].weight.data.copy_(b)
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        peft_model.save_pretrained(str(out_dir))
+    finally:
+        peft_model.unload()  # puts the original base Linear modules back in place

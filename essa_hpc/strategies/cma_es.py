@@ -1,0 +1,121 @@
+"""CMA-ES through pycma (``cma``), the optimiser ESSA uses (arXiv 2507.04453, Alg. 1).
+
+Why pycma rather than ``cmaes``: it is Hansen's reference implementation, it is
+the only one with mirrored sampling (``CMA_mirrors``) and it combines mirrors with
+a separable covariance; ``cmaes`` full covariance took 13-15 s a generation at
+n=1,920 here (DESIGN.md). pycma minimises, so rewards are negated in ``tell``.
+
+Determinism: pycma's ``seed`` option reseeds numpy's global RNG, so instead we
+pass a private generator through ``randn`` and ``seed=nan``; every rank builds
+the same object from the same seed and replays the same tells. BLAS threads are
+pinned to 1 around ask/tell because the full-covariance eigendecomposition is
+not bit-identical across thread counts.
+
+Checkpoints store arrays, never pickles; ``STATE_ATTRS`` names the private
+pycma 4.5.0 attributes that a bit-identical continuation needs (pinned in
+pyproject; a save/restore/compare test guards upgrades).
+"""
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from essa_hpc import seeding
+from essa_hpc.strategies.base import Strategy, rng_state, set_rng_state
+
+STATE_ATTRS = ["mean", "sigma", "countiter", "countevals", "pc", "mean_old", "adapt_sigma.ps",
+               "sigma_vec.scaling", "sigma_vec.is_identity", "sm.C", "sm.B", "sm.D",
+               "sm._inverse_root_C", "sm.last_update", "sm.count_tell", "sm.count_eigen",
+               "sm.updated_after_eigen", "_flgtelldone", "fit.fit", "fit.hist"]
+
+
+def _get(obj, dotted: str):
+    for part in dotted.split("."):
+        if not hasattr(obj, part):
+            return None
+        obj = getattr(obj, part)
+    return obj
+
+
+def _set(obj, dotted: str, value) -> None:
+    *path, last = dotted.split(".")
+    for part in path:
+        obj = getattr(obj, part)
+    setattr(obj, last, value)
+
+
+class CMAES(Strategy):
+    def __init__(self, x0: np.ndarray, population: int, sigma0: float, run_seed: int,
+                 covariance: str = "separable", mirrored: bool = True):
+        import cma
+
+        self.population, self.dim = population, len(x0)
+        self._rng = seeding.rng(run_seed, "strategy")
+        opts = {
+            "popsize": population, "seed": np.nan, "randn": lambda lam, n: self._rng.standard_normal((lam, n)),
+            "CMA_diagonal": covariance == "separable",
+            "CMA_mirrors": population // 2 if mirrored else 0, "CMA_mirrormethod": 0,
+            "verb_log": 0, "verbose": -10, "verb_disp": 0,
+            # The trainer decides when to stop; pycma's own criteria would end a long run silently.
+            "tolfun": 0, "tolx": 0, "tolfunhist": 0, "tolstagnation": math.inf, "tolflatfitness": math.inf,
+            "maxiter": math.inf, "maxfevals": math.inf, "tolconditioncov": math.inf, "tolupsigma": math.inf,
+        }
+        with warnings.catch_warnings(), threadpool_limits(1):
+            warnings.simplefilter("ignore")
+            self.es = cma.CMAEvolutionStrategy(np.asarray(x0, dtype=np.float64), sigma0, opts)
+        self._asked: np.ndarray | None = None
+
+    def ask(self) -> np.ndarray:
+        with threadpool_limits(1):
+            self._asked = np.asarray(self.es.ask(), dtype=np.float64)
+        assert self._asked.shape == (self.population, self.dim)
+        return self._asked
+
+    def tell(self, rewards: np.ndarray) -> dict:
+        rewards = np.asarray(rewards, dtype=np.float64)
+        assert rewards.shape == (self.population,) and self._asked is not None
+        worst = np.nanmin(rewards) - 1.0 if not np.isnan(rewards).all() else 0.0
+        loss = -np.where(np.isnan(rewards), worst, rewards)  # pycma minimises
+        with warnings.catch_warnings(), threadpool_limits(1):
+            warnings.simplefilter("ignore")  # flat-fitness notices; the trainer logs ties itself
+            self.es.tell(list(self._asked), list(loss))
+        self._asked = None
+        return {"sigma": float(self.es.sigma)}
+
+    @property
+    def mean(self) -> np.ndarray:
+        return np.array(self.es.mean, dtype=np.float64)
+
+    def state_dict(self) -> dict:
+        state = {"rng": json.dumps(rng_state(self._rng))}
+        for attr in STATE_ATTRS:
+            value = _get(self.es, attr)
+            if value is not None:
+                state["es." + attr] = value
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            if key.startswith("es."):
+                attr = key[3:]
+                current = _get(self.es, attr)
+                if isinstance(current, np.ndarray):
+                    value = np.array(value, dtype=current.dtype)
+                elif isinstance(current, (bool, np.bool_)):
+                    value = bool(value)
+                elif isinstance(current, (int, np.integer)) and not isinstance(current, bool):
+                    value = int(value)
+                elif isinstance(current, (float, np.floating)):
+                    value = float(value)
+                elif isinstance(current, list):
+                    value = list(np.asarray(value).tolist())
+                _set(self.es, attr, value)
+        if not hasattr(self.es, "timer"):  # pycma only creates its wall-clock timer on the first ask
+            from cma.utilities.utils import ElapsedWCTime
+            self.es.timer = ElapsedWCTime()
+        set_rng_state(self._rng, json.loads(state["rng"]))
+        self._asked = None

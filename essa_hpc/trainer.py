@@ -1,0 +1,154 @@
+"""The ES loop: one call per stage, the same on every rank.
+
+    sample mini-batch -> ask -> evaluate own groups -> allreduce rewards -> tell
+    -> checksum -> held-out -> log -> checkpoint -> preemption check
+
+Only the reward vector (λ+1 float64), a stop flag (int32) and, every K
+generations, an adapter checksum (8 bytes) cross ranks. Line g of metrics.jsonl
+describes the adapter after g updates; line 0 is the start.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from essa_hpc import checkpoint
+from essa_hpc.assemble import build_parts, build_search, initial_sigma
+from essa_hpc.comm import Comm
+from essa_hpc.config import Config
+from essa_hpc.evaluation import evaluate_population, heldout_score
+from essa_hpc.model import model_fingerprint
+from essa_hpc.preempt import EXIT_PREEMPTED, PreemptionFlag, requeue_self
+from essa_hpc.resume import check_resumable, restore_space_check
+from essa_hpc.runlog import MetricsLog
+
+log = logging.getLogger(__name__)
+
+
+class RankMismatchError(RuntimeError):
+    pass
+
+
+class Trainer:
+    def __init__(self, cfg: Config, comm: Comm, run_dir: Path, resume: str = "auto",
+                 preempt: PreemptionFlag | None = None):
+        self.cfg, self.comm, self.run_dir = cfg, comm, Path(run_dir)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.preempt = preempt or PreemptionFlag()
+        found = check_resumable(cfg, self.ckpt_dir, resume)  # before any model loads
+        self.parts = build_parts(cfg)
+        self.space, self.task = self.parts.space, self.parts.task
+        self.strategy = build_search(cfg, self.space)
+        self.fingerprint = model_fingerprint(self.parts.model)
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", comm.is_root)
+        self.generation = 0
+        if found is None and comm.is_root:
+            self.start_fresh()
+        if found is not None:
+            restore_space_check(found, self.space, self.fingerprint)
+            self.strategy.load_state_dict(found["state"]["strategy"])
+            self.generation = found["generation"]
+            self.metrics.reset(found["state"]["metrics"]["records"])
+            log.info("resumed from %s at generation %d", found["path"].name, self.generation)
+        self.heldout = self.task.heldout()
+
+    def start_fresh(self) -> None:
+        """A fresh run must never later auto-resume from an older run's checkpoints: set them aside."""
+        if checkpoint.list_checkpoints(self.ckpt_dir):
+            aside = self.ckpt_dir.with_name(f"checkpoints.old-{time.strftime('%Y%m%d-%H%M%S')}")
+            self.ckpt_dir.rename(aside)
+            log.warning("starting fresh: moved existing checkpoints to %s", aside)
+        self.metrics.reset([])
+
+    # --- stages -----------------------------------------------------------------
+    def heldout_reward(self, vector: np.ndarray) -> float:
+        p = self.parts
+        return heldout_score(p.rollout, self.space, p.scorer, vector, self.heldout, self.cfg.rollout.max_rows, self.comm)
+
+    def state_dict(self, pending_record: dict) -> dict:
+        mean = self.strategy.mean
+        return {"strategy": self.strategy.state_dict(), "space": self.space.state_arrays(),
+                "adapter": {"vector": mean, "sha256": self.space.vector_sha256(mean)},
+                "sampler": {"kind": "seeded", "generation": self.generation},
+                "model": {"fingerprint": self.fingerprint, "name": self.cfg.model.name},
+                "metrics": {"records": json.dumps(self.metrics.records + [pending_record])}}
+
+    def save_checkpoint(self, pending_record: dict) -> float:
+        """Rank 0 writes; the other ranks go on (they only ever read checkpoints)."""
+        t0 = time.perf_counter()
+        if self.comm.is_root:
+            checkpoint.save(self.ckpt_dir, self.generation, self.state_dict(pending_record), self.cfg.to_dict(),
+                            self.cfg.ckpt.keep)
+        return time.perf_counter() - t0
+
+    def check_ranks_agree(self, digest: str) -> None:
+        bad = self.comm.mismatched_ranks(digest)
+        if bad:
+            raise RankMismatchError(f"adapter checksum of rank(s) {bad} differs from rank 0 at generation "
+                                    f"{self.generation}: ranks diverged (different library builds or BLAS?)")
+
+    # --- loop -------------------------------------------------------------------
+    def run(self) -> int:
+        cfg, comm, p = self.cfg, self.comm, self.parts
+        lam, total = cfg.strategy.population, cfg.run.generations
+        if self.generation == 0:
+            start = self.heldout_reward(self.strategy.mean)
+            log.info("held-out reward at start: %.4f  (sigma0=%.4g)", start, initial_sigma(cfg, self.space))
+            self.metrics.write({"generation": 0, "heldout_reward": start, "adapter_sha256":
+                                self.space.vector_sha256(self.strategy.mean), "sigma0": initial_sigma(cfg, self.space)})
+        bar = tqdm(total=total, initial=self.generation, disable=not (comm.is_root and cfg.run.progress),
+                   desc="ES", unit="gen", dynamic_ncols=True)
+        while self.generation < total:
+            t0, sent0 = time.perf_counter(), comm.bytes_sent
+            items = self.task.minibatch(self.generation, cfg.task.batch_size)
+            t_ask = time.perf_counter()
+            cands = self.strategy.ask()
+            ask_s = time.perf_counter() - t_ask
+            res = evaluate_population(p.rollout, self.space, p.rewarder, cands, items, cfg, comm, self.generation)
+            t_comm = time.perf_counter()
+            summed = comm.allreduce_sum(np.append(res.rewards_local, res.new_tokens))
+            comm_s = time.perf_counter() - t_comm
+            rewards, tokens = summed[:lam], int(summed[lam])
+            t_tell = time.perf_counter()
+            info = self.strategy.tell(rewards)
+            tell_s = time.perf_counter() - t_tell
+            self.generation += 1
+            mean = self.strategy.mean
+            digest = self.space.vector_sha256(mean)
+            if cfg.run.checksum_every and self.generation % cfg.run.checksum_every == 0:
+                self.check_ranks_agree(digest)
+            record = {"generation": self.generation, "reward_mean": float(rewards.mean()),
+                      "reward_max": float(rewards.max()), "reward_min": float(rewards.min()),
+                      "reward_ties": int(len(rewards) - len(np.unique(rewards))), "new_tokens": tokens,
+                      "eval_s": res.eval_s, "ask_s": ask_s, "tell_s": tell_s, "comm_s": comm_s, **info}
+            last = self.generation == total
+            if last or (cfg.run.eval_every and self.generation % cfg.run.eval_every == 0):
+                t_h = time.perf_counter()
+                record["heldout_reward"] = self.heldout_reward(mean)
+                record["heldout_s"] = time.perf_counter() - t_h
+            stop = comm.any(self.preempt.requested)
+            record.update(adapter_sha256=digest, bytes_sent=comm.bytes_sent - sent0)
+            record["step_s"] = time.perf_counter() - t0
+            record["ckpt_s"] = None  # the copy inside the checkpoint cannot time itself
+            if last or stop or self.generation % cfg.ckpt.every == 0:
+                record["ckpt_s"] = self.save_checkpoint(record)
+            self.metrics.write(record)
+            bar.update(1)
+            bar.set_postfix(reward=f"{record['reward_mean']:.3f}", heldout=record.get("heldout_reward", ""))
+            if stop:
+                bar.close()
+                log.warning("preemption (%s): checkpointed generation %d, exiting with %d",
+                            self.preempt.signal_name or "another rank", self.generation, EXIT_PREEMPTED)
+                if comm.is_root:
+                    requeue_self()
+                return EXIT_PREEMPTED
+        bar.close()
+        if comm.is_root:
+            self.space.export_peft(self.strategy.mean, self.run_dir / "adapter")
+            log.info("exported PEFT adapter to %s", self.run_dir / "adapter")
+        return 0

@@ -1,0 +1,261 @@
+#!/usr/bin/env bash
+# Bring up / tear down a real single-node SLURM cluster (munge + MariaDB + slurmdbd +
+# slurmctld + slurmd) on this Debian 12 host for essa-hpc integration tests.
+#
+#   tools/local_slurm.sh start|stop|status
+#
+# There is no systemd here, so every daemon runs in foreground mode (-D/-F) as a
+# detached background process; its PID goes to $STATE/run/<name>.pid and `stop` kills
+# exactly those PIDs (never by name: other SLURM/MySQL processes may be unrelated).
+set -euo pipefail
+
+STATE=${ESSA_SLURM_STATE:-/tmp/essa-slurm}
+RUN=$STATE/run
+LOG=$STATE/log
+HOST=$(hostname -s)
+CLUSTER=essa
+DBPASS=essa-local-test     # socket-only MariaDB on a throwaway test box
+MYSQL_SOCK=/run/mysqld/mysqld.sock   # default client socket: slurmdbd finds it unconfigured
+CONF_DIR=/etc/slurm        # Debian's slurm 22.05 reads /etc/slurm/slurm.conf
+TEMPLATES=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/slurm_conf
+DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd)   # start order; stop is reverse
+PACKAGES=(slurmctld slurmd slurm-client munge slurmdbd mariadb-server)
+TIMEOUT=${ESSA_SLURM_TIMEOUT:-60}
+
+log() { echo "local_slurm: $*" >&2; }
+
+die() {   # die MESSAGE [daemon-whose-log-to-show]
+    log "ERROR: $1"
+    if [[ -n ${2:-} && -f $LOG/$2.log ]]; then
+        log "---- tail of $LOG/$2.log ----"; tail -n 30 "$LOG/$2.log" >&2
+    fi
+    ! any_running "${DAEMONS[@]}" || log "daemons that did start still run; '$0 stop' ends them"
+    exit 1
+}
+
+pid_of() { cat "$RUN/$1.pid" 2>/dev/null || true; }
+
+# Alive = recorded PID exists, is not a zombie, and is still the same program
+# (guards against PID reuse after a reboot or an unclean exit).
+is_running() {
+    local pid; pid=$(pid_of "$1")
+    [[ -n $pid && -r /proc/$pid/comm ]] || return 1
+    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$1" ]] || return 1
+    [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]]
+}
+
+any_running() { local d; for d in "$@"; do is_running "$d" && return 0; done; return 1; }
+all_running() { local d; for d in "${DAEMONS[@]}"; do is_running "$d" || return 1; done; }
+
+# Non-zombie PIDs whose comm is NAME. PID 1 here reaps orphans lazily, so a daemon
+# we just stopped can linger as a zombie for a few seconds; that one must not count.
+live_pids_named() {
+    local p
+    for p in $(pgrep -x "$1"); do
+        [[ $(awk '{print $3}' "/proc/$p/stat" 2>/dev/null) =~ ^Z?$ ]] || printf '%s ' "$p"
+    done
+}
+
+# wait_for DAEMON DESCRIPTION CMD...: poll CMD until it succeeds; fail with DAEMON's log.
+wait_for() {
+    local name=$1 what=$2; shift 2
+    local deadline=$((SECONDS + TIMEOUT))
+    until "$@" >/dev/null 2>&1; do
+        is_running "$name" || die "$name exited while waiting for $what" "$name"
+        ((SECONDS < deadline)) || die "timed out after ${TIMEOUT}s waiting for $what" "$name"
+        sleep 0.2
+    done
+}
+
+# launch NAME CMD...: start CMD in its own session (so a Ctrl-C or job-control kill
+# of the caller does not take the cluster down), logging stdout+stderr to $LOG.
+launch() {
+    local name=$1; shift
+    if is_running "$name"; then return 0; fi
+    echo "==== $(date '+%F %T') starting: $*" >>"$LOG/$name.log"
+    setsid "$@" </dev/null >>"$LOG/$name.log" 2>&1 &
+    echo $! >"$RUN/$name.pid"
+}
+
+install_packages() {
+    local missing=() p
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+    done
+    ((${#missing[@]} == 0)) && return 0
+    log "installing ${missing[*]} ..."
+    # postinst scripts try to start the services via invoke-rc.d; a policy-rc.d that
+    # exits 101 forbids that (Docker-style images already ship one; else add one briefly).
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    # Retry after `apt-get update` in case the package lists are stale or missing.
+    apt-get install -y -q "${missing[@]}" >"$STATE/apt.log" 2>&1 ||
+        { apt-get update -q && apt-get install -y -q "${missing[@]}"; } >>"$STATE/apt.log" 2>&1 ||
+        { tail -n 30 "$STATE/apt.log" >&2; die "apt-get install failed (full log: $STATE/apt.log)"; }
+}
+
+# Written only while no SLURM daemon runs: changing slurm.conf under running
+# daemons left the cluster inconsistent in earlier experiments.
+write_confs() {
+    local mem; mem=$(awk '/MemTotal/ {m=int($2/1024)-1024; print (m>1024?m:1024)}' /proc/meminfo)
+    mkdir -p "$CONF_DIR"
+    local subst=(-e "s|@HOST@|$HOST|g" -e "s|@STATE@|$STATE|g" -e "s|@CLUSTER@|$CLUSTER|g"
+                 -e "s|@MEM@|$mem|g" -e "s|@DBPASS@|$DBPASS|g")
+    sed "${subst[@]}" "$TEMPLATES/slurm.conf.in" >"$CONF_DIR/slurm.conf"
+    chmod 644 "$CONF_DIR/slurm.conf"
+    install -m 600 -o root -g root /dev/null "$CONF_DIR/slurmdbd.conf"
+    sed "${subst[@]}" "$TEMPLATES/slurmdbd.conf.in" >"$CONF_DIR/slurmdbd.conf"
+}
+
+start_munged() {
+    # munged refuses to run as root, and wants its key owned by the munge user.
+    if [[ ! -s /etc/munge/munge.key ]]; then
+        mungekey --create --keyfile=/etc/munge/munge.key
+    fi
+    chown munge:munge /etc/munge/munge.key; chmod 600 /etc/munge/munge.key
+    install -d -o munge -g munge -m 755 /run/munge   # /run is wiped on reboot
+    # setpriv execs in place (unlike su/runuser), so $! is munged's own PID.
+    launch munged setpriv --reuid=munge --regid=munge --init-groups /usr/sbin/munged -F
+    wait_for munged "munge credentials" bash -c 'munge -n | unmunge'
+}
+
+start_mariadbd() {
+    local datadir=$STATE/mysql
+    install -d -o mysql -g mysql -m 755 /run/mysqld
+    if [[ ! -d $datadir/mysql ]]; then
+        log "initialising MariaDB datadir $datadir"
+        install -d -o mysql -g mysql -m 750 "$datadir"
+        mariadb-install-db --no-defaults --user=mysql --datadir="$datadir" \
+            --auth-root-authentication-method=socket --skip-test-db \
+            >>"$LOG/mariadbd.log" 2>&1 || die "mariadb-install-db failed" mariadbd
+    fi
+    # --no-defaults: ignore Debian's /etc/mysql config; --skip-networking: socket only,
+    # so nothing listens on TCP 3306. Buffer pool/lock timeout silence slurmdbd's
+    # "Database settings not recommended" error. mariadbd writes its pid file as mysql,
+    # so that one cannot live in root's $RUN.
+    launch mariadbd /usr/sbin/mariadbd --no-defaults --user=mysql --datadir="$datadir" \
+        --socket="$MYSQL_SOCK" --pid-file=/run/mysqld/mariadbd.pid --skip-networking \
+        --innodb-buffer-pool-size=1G --innodb-lock-wait-timeout=900
+    wait_for mariadbd "MariaDB socket" mariadb-admin --no-defaults -S "$MYSQL_SOCK" ping
+    mariadb --no-defaults -S "$MYSQL_SOCK" -u root -e "
+        CREATE DATABASE IF NOT EXISTS slurm_acct_db;
+        CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY '$DBPASS';
+        GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';" ||
+        die "creating the slurm accounting db/user failed" mariadbd
+}
+
+start_slurmdbd() {
+    launch slurmdbd /usr/sbin/slurmdbd -D
+    wait_for slurmdbd "slurmdbd to answer sacctmgr" sacctmgr -n list cluster
+    # Register the cluster before slurmctld connects, so its first registration sticks.
+    if ! sacctmgr -n -P list cluster format=cluster | grep -qx "$CLUSTER"; then
+        sacctmgr -i add cluster "$CLUSTER" >/dev/null || die "sacctmgr add cluster failed" slurmdbd
+    fi
+}
+
+start_slurmctld() {
+    mkdir -p "$STATE/spool/slurmctld"
+    launch slurmctld /usr/sbin/slurmctld -D
+    wait_for slurmctld "slurmctld to answer" bash -c 'scontrol ping | grep -q UP'
+}
+
+# Ready = idle, or busy with jobs that survived a restart (start must stay a no-op then).
+node_ready() { [[ $(sinfo -h -n "$HOST" -o %T 2>/dev/null) =~ ^(idle|mixed|allocated|completing)$ ]]; }
+
+start_slurmd() {
+    mkdir -p "$STATE/spool/slurmd"
+    launch slurmd /usr/sbin/slurmd -D
+    wait_for slurmd "node $HOST to become ready (sinfo)" node_ready
+}
+
+summary() {   # summary NOTE
+    local d parts=()
+    for d in "${DAEMONS[@]}"; do parts+=("$d=$(pid_of "$d")"); done
+    echo "local_slurm: UP ($1) cluster=$CLUSTER node=${HOST}[$(sinfo -h -n "$HOST" -o '%c CPUs %T')]" \
+         "partition=debug state=$STATE ${parts[*]}"
+}
+
+cmd_start() {
+    local t0=$EPOCHREALTIME
+    mkdir -p "$RUN" "$LOG"
+    if all_running && node_ready && sacct -n -X >/dev/null 2>&1; then
+        summary "already running"; return 0
+    fi
+    install_packages
+    # Daemons from another state dir or an init script would clash on sockets/ports,
+    # and rewriting slurm.conf under them is exactly what must not happen.
+    local d foreign
+    for d in "${DAEMONS[@]}"; do
+        is_running "$d" && continue
+        foreign=$(live_pids_named "$d"); foreign=${foreign% }
+        [[ -z $foreign ]] || die "a $d not started via $STATE runs (pid $foreign); stop it first"
+    done
+    if any_running slurmdbd slurmctld slurmd; then
+        log "some SLURM daemons already run; keeping the existing $CONF_DIR/slurm.conf"
+    else
+        write_confs
+    fi
+    start_munged
+    start_mariadbd
+    start_slurmdbd
+    start_slurmctld
+    start_slurmd
+    wait_for slurmdbd "sacct to work" sacct -n -X
+    summary "started in $(awk "BEGIN {printf \"%.1f\", $EPOCHREALTIME - $t0}")s"
+}
+
+# Jobs' slurmstepd processes are not daemons and outlive slurmd, so a plain daemon stop
+# leaves test workloads running. Cancel them first unless ESSA_SLURM_KEEP_JOBS=1
+# (then a later start re-attaches to them, as after a real slurmd restart).
+cancel_jobs() {
+    [[ ${ESSA_SLURM_KEEP_JOBS:-0} == 1 ]] && return 0
+    is_running slurmctld || return 0
+    local jobs; mapfile -t jobs < <(squeue -h -o %i 2>/dev/null)
+    ((${#jobs[@]})) || return 0
+    log "cancelling jobs: ${jobs[*]}"
+    scancel "${jobs[@]}" || true
+    local deadline=$((SECONDS + 30))   # > KillWait, so SIGKILL has been sent
+    while [[ -n $(squeue -h -o %i 2>/dev/null) ]] && ((SECONDS < deadline)); do sleep 0.5; done
+}
+
+cmd_stop() {
+    local i name pid deadline
+    cancel_jobs
+    for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do
+        name=${DAEMONS[i]}
+        if is_running "$name"; then
+            pid=$(pid_of "$name")
+            kill -TERM "$pid" 2>/dev/null || true
+            deadline=$((SECONDS + 30))
+            while is_running "$name" && ((SECONDS < deadline)); do sleep 0.2; done
+            if is_running "$name"; then
+                log "$name (pid $pid) ignored SIGTERM for 30s; sending SIGKILL"
+                kill -KILL "$pid" 2>/dev/null || true
+                while is_running "$name"; do sleep 0.2; done
+            fi
+            log "stopped $name (pid $pid)"
+        fi
+        rm -f "$RUN/$name.pid"
+    done
+}
+
+cmd_status() {
+    local d rc=0
+    for d in "${DAEMONS[@]}"; do
+        if is_running "$d"; then printf '%-10s running  pid %s\n' "$d" "$(pid_of "$d")"
+        else printf '%-10s stopped\n' "$d"; rc=3; fi
+    done
+    if is_running slurmctld; then sinfo -N -o '%N %P %c %m %T' || true; fi
+    return $rc
+}
+
+case ${1:-} in
+    start) cmd_start ;;
+    stop) cmd_stop ;;
+    status) cmd_status ;;
+    *) echo "usage: $0 start|stop|status  (state: $STATE; status exits 3 unless all run)" >&2
+       exit 2 ;;
+esac
