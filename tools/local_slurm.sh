@@ -3,10 +3,13 @@
 # slurmctld + slurmd) on this Debian 12 host for essa-hpc integration tests.
 #
 #   tools/local_slurm.sh start|stop|status
+#   env: ESSA_SLURM_STATE (default /tmp/essa-slurm), ESSA_SLURM_TIMEOUT (per-step wait,
+#        default 60 s), ESSA_SLURM_KEEP_JOBS=1 (stop leaves running jobs alone)
 #
 # There is no systemd here, so every daemon runs in foreground mode (-D/-F) as a
 # detached background process; its PID goes to $STATE/run/<name>.pid and `stop` kills
 # exactly those PIDs (never by name: other SLURM/MySQL processes may be unrelated).
+# Logs: $STATE/log/<daemon>.log. Accounting DB: $STATE/mysql (rm -rf $STATE resets all).
 set -euo pipefail
 
 STATE=${ESSA_SLURM_STATE:-/tmp/essa-slurm}
@@ -71,10 +74,17 @@ wait_for() {
 # of the caller does not take the cluster down), logging stdout+stderr to $LOG.
 launch() {
     local name=$1; shift
-    if is_running "$name"; then return 0; fi
+    ! is_running "$name" || return 0
     echo "==== $(date '+%F %T') starting: $*" >>"$LOG/$name.log"
     setsid "$@" </dev/null >>"$LOG/$name.log" 2>&1 &
-    echo $! >"$RUN/$name.pid"
+    local pid=$! i
+    echo "$pid" >"$RUN/$name.pid"
+    # Until the exec chain (bash -> setsid [-> setpriv] -> daemon) finishes, comm is not
+    # yet NAME and is_running would wrongly report the daemon as dead.
+    for ((i = 0; i < 50; i++)); do
+        [[ -e /proc/$pid && $(cat "/proc/$pid/comm" 2>/dev/null) != "$name" ]] || break
+        sleep 0.1
+    done
 }
 
 install_packages() {
@@ -101,20 +111,17 @@ install_packages() {
 # daemons left the cluster inconsistent in earlier experiments.
 write_confs() {
     local mem; mem=$(awk '/MemTotal/ {m=int($2/1024)-1024; print (m>1024?m:1024)}' /proc/meminfo)
-    mkdir -p "$CONF_DIR"
     local subst=(-e "s|@HOST@|$HOST|g" -e "s|@STATE@|$STATE|g" -e "s|@CLUSTER@|$CLUSTER|g"
                  -e "s|@MEM@|$mem|g" -e "s|@DBPASS@|$DBPASS|g")
+    mkdir -p "$CONF_DIR"
     sed "${subst[@]}" "$TEMPLATES/slurm.conf.in" >"$CONF_DIR/slurm.conf"
-    chmod 644 "$CONF_DIR/slurm.conf"
     install -m 600 -o root -g root /dev/null "$CONF_DIR/slurmdbd.conf"
     sed "${subst[@]}" "$TEMPLATES/slurmdbd.conf.in" >"$CONF_DIR/slurmdbd.conf"
 }
 
 start_munged() {
     # munged refuses to run as root, and wants its key owned by the munge user.
-    if [[ ! -s /etc/munge/munge.key ]]; then
-        mungekey --create --keyfile=/etc/munge/munge.key
-    fi
+    [[ -s /etc/munge/munge.key ]] || mungekey --create --keyfile=/etc/munge/munge.key
     chown munge:munge /etc/munge/munge.key; chmod 600 /etc/munge/munge.key
     install -d -o munge -g munge -m 755 /run/munge   # /run is wiped on reboot
     # setpriv execs in place (unlike su/runuser), so $! is munged's own PID.
@@ -157,7 +164,6 @@ start_slurmdbd() {
 }
 
 start_slurmctld() {
-    mkdir -p "$STATE/spool/slurmctld"
     launch slurmctld /usr/sbin/slurmctld -D
     wait_for slurmctld "slurmctld to answer" bash -c 'scontrol ping | grep -q UP'
 }
@@ -166,7 +172,6 @@ start_slurmctld() {
 node_ready() { [[ $(sinfo -h -n "$HOST" -o %T 2>/dev/null) =~ ^(idle|mixed|allocated|completing)$ ]]; }
 
 start_slurmd() {
-    mkdir -p "$STATE/spool/slurmd"
     launch slurmd /usr/sbin/slurmd -D
     wait_for slurmd "node $HOST to become ready (sinfo)" node_ready
 }
@@ -180,8 +185,8 @@ summary() {   # summary NOTE
 
 cmd_start() {
     local t0=$EPOCHREALTIME
-    mkdir -p "$RUN" "$LOG"
-    if all_running && node_ready && sacct -n -X >/dev/null 2>&1; then
+    mkdir -p "$RUN" "$LOG" "$STATE/spool/slurmctld" "$STATE/spool/slurmd"
+    if all_running && node_ready && sacct -n -X -S now >/dev/null 2>&1; then
         summary "already running"; return 0
     fi
     install_packages
@@ -203,7 +208,7 @@ cmd_start() {
     start_slurmdbd
     start_slurmctld
     start_slurmd
-    wait_for slurmdbd "sacct to work" sacct -n -X
+    wait_for slurmdbd "sacct to work" sacct -n -X -S now
     summary "started in $(awk "BEGIN {printf \"%.1f\", $EPOCHREALTIME - $t0}")s"
 }
 
@@ -213,33 +218,34 @@ cmd_start() {
 cancel_jobs() {
     [[ ${ESSA_SLURM_KEEP_JOBS:-0} == 1 ]] && return 0
     is_running slurmctld || return 0
-    local jobs; mapfile -t jobs < <(squeue -h -o %i 2>/dev/null)
+    local jobs deadline=$((SECONDS + 30))   # > KillWait, so SIGKILL has been sent
+    mapfile -t jobs < <(squeue -h -o %i 2>/dev/null)
     ((${#jobs[@]})) || return 0
     log "cancelling jobs: ${jobs[*]}"
     scancel "${jobs[@]}" || true
-    local deadline=$((SECONDS + 30))   # > KillWait, so SIGKILL has been sent
     while [[ -n $(squeue -h -o %i 2>/dev/null) ]] && ((SECONDS < deadline)); do sleep 0.5; done
 }
 
-cmd_stop() {
-    local i name pid deadline
-    cancel_jobs
-    for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do
-        name=${DAEMONS[i]}
+stop_daemon() {   # SIGTERM the recorded PID; SIGKILL after 30 s
+    local name=$1 pid deadline=$((SECONDS + 30))
+    if is_running "$name"; then
+        pid=$(pid_of "$name")
+        kill -TERM "$pid" 2>/dev/null || true
+        while is_running "$name" && ((SECONDS < deadline)); do sleep 0.2; done
         if is_running "$name"; then
-            pid=$(pid_of "$name")
-            kill -TERM "$pid" 2>/dev/null || true
-            deadline=$((SECONDS + 30))
-            while is_running "$name" && ((SECONDS < deadline)); do sleep 0.2; done
-            if is_running "$name"; then
-                log "$name (pid $pid) ignored SIGTERM for 30s; sending SIGKILL"
-                kill -KILL "$pid" 2>/dev/null || true
-                while is_running "$name"; do sleep 0.2; done
-            fi
-            log "stopped $name (pid $pid)"
+            log "$name (pid $pid) ignored SIGTERM for 30s; sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+            while is_running "$name"; do sleep 0.2; done
         fi
-        rm -f "$RUN/$name.pid"
-    done
+        log "stopped $name (pid $pid)"
+    fi
+    rm -f "$RUN/$name.pid"
+}
+
+cmd_stop() {
+    local i
+    cancel_jobs
+    for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do stop_daemon "${DAEMONS[i]}"; done
 }
 
 cmd_status() {
