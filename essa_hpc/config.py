@@ -106,6 +106,14 @@ class CkptConfig:
 
 
 @dataclass
+class SFTConfig:
+    steps: int = opt(100, "SFT optimizer steps (stop early to leave ES headroom)")
+    learning_rate: float = opt(2e-3, "AdamW learning rate for the LoRA factors")
+    batch_size: int = opt(16, "Examples per SFT step")
+    out_dir: str = opt("", "Where the SFT PEFT adapter goes; default <run.run_dir>/sft")
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     space: SpaceConfig = field(default_factory=SpaceConfig)
@@ -114,6 +122,7 @@ class Config:
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     run: RunConfig = field(default_factory=RunConfig)
     ckpt: CkptConfig = field(default_factory=CkptConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -291,6 +300,10 @@ def validate(cfg: Config, world_size: int = 1) -> None:
         raise ConfigError("run.eval_every, run.checksum_every and run.threads must be >= 0")
     _positive(cfg.ckpt.every, "ckpt.every")
     _positive(cfg.ckpt.keep, "ckpt.keep")
+    _positive(cfg.sft.steps, "sft.steps")
+    _positive(cfg.sft.batch_size, "sft.batch_size")
+    if cfg.sft.learning_rate <= 0:
+        raise ConfigError(f"sft.learning_rate must be > 0, got {cfg.sft.learning_rate}")
     if world_size > cfg.strategy.population:
         raise ConfigError(f"more ranks ({world_size}) than candidates (strategy.population={cfg.strategy.population})")
     groups = -(-cfg.strategy.population // cfg.rollout.group_size)
@@ -307,5 +320,6 @@ def describe() -> str:
         lines.append(f"\n**{sec.name}**\n\n| key | default | meaning |\n|---|---|---|")
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            lines.append(f"| `{sec.name}.{f.name}` | `{default!r}` | {f.metadata['help']} |")
+            help_text = f.metadata["help"].replace("|", "\\|")  # keep Markdown table cells intact
+            lines.append(f"| `{sec.name}.{f.name}` | `{default!r}` | {help_text} |")
     return "\n".join(lines).strip() + "\n"

@@ -21,6 +21,11 @@ def setup_logging(rank: int, run_dir: Path | None = None) -> None:
                         handlers=handlers, force=True)
     for noisy in ("transformers", "httpx", "urllib3", "datasets", "peft"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    try:  # per-load weight bars drown the run's own progress bar
+        from transformers.utils import logging as hf_logging
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
 
 
 class MetricsLog:

@@ -52,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", help="a run directory (holds config.yaml and checkpoints/)")
     p.add_argument("out_dir", help="where to write the PEFT adapter")
 
+    p = sub.add_parser("sft", help="train the SFT LoRA adapter ESSA starts from (space.init)",
+                       description="Supervised LoRA warm-up on the task's training split, with the same rank and "
+                                   "target modules as the search space. Writes a PEFT adapter directory.")
+    _add_config_args(p)
+    p.add_argument("--out", help="adapter directory (default: sft.out_dir or <run.run_dir>/sft)")
+    p.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation after training")
+
     p = sub.add_parser("inspect", help="summarise a checkpoint file or a run's newest checkpoint")
     p.add_argument("path", help="a .h5 checkpoint or a run directory")
     p.add_argument("--tail", type=int, default=5, help="how many metric lines to show")
@@ -84,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "export":
             from essa_hpc.launch.eval_cmd import run_export
             return run_export(args)
+        if args.command == "sft":
+            from essa_hpc.launch.sft_cmd import run_sft
+            return run_sft(args)
         if args.command == "inspect":
             from essa_hpc.launch.inspect_cmd import run_inspect
             return run_inspect(args)

