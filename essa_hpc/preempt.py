@@ -56,3 +56,11 @@ def requeue_self() -> bool:
         return False
     log.info("requeued SLURM job %s", job)
     return True
+
+
+def test_signal_hook(generation: int, rank: int) -> None:
+    """Tests only: ESSA_TEST_PREEMPT_AT="2,5" makes rank 0 send itself SIGUSR1 as generation 2
+    (and 5) begins, so a test can preempt at an exact generation through the real signal path."""
+    wanted = os.environ.get("ESSA_TEST_PREEMPT_AT", "")
+    if rank == 0 and str(generation) in wanted.split(","):
+        os.kill(os.getpid(), signal.SIGUSR1)

@@ -23,8 +23,8 @@ from essa_hpc.comm import Comm
 from essa_hpc.config import Config
 from essa_hpc.evaluation import evaluate_population, heldout_score
 from essa_hpc.model import model_fingerprint
-from essa_hpc.preempt import EXIT_PREEMPTED, PreemptionFlag, requeue_self
-from essa_hpc.resume import check_resumable, restore_space_check
+from essa_hpc.preempt import EXIT_PREEMPTED, PreemptionFlag, requeue_self, test_signal_hook
+from essa_hpc.resume import restore_space_check
 from essa_hpc.runlog import MetricsLog
 
 log = logging.getLogger(__name__)
@@ -35,12 +35,12 @@ class RankMismatchError(RuntimeError):
 
 
 class Trainer:
-    def __init__(self, cfg: Config, comm: Comm, run_dir: Path, resume: str = "auto",
+    def __init__(self, cfg: Config, comm: Comm, run_dir: Path, found: dict | None = None,
                  preempt: PreemptionFlag | None = None):
+        """``found``: the checkpoint to resume from (``resume.check_resumable``), or None."""
         self.cfg, self.comm, self.run_dir = cfg, comm, Path(run_dir)
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.preempt = preempt or PreemptionFlag()
-        found = check_resumable(cfg, self.ckpt_dir, resume)  # before any model loads
         self.parts = build_parts(cfg)
         self.space, self.task = self.parts.space, self.parts.task
         self.strategy = build_search(cfg, self.space)
@@ -53,7 +53,7 @@ class Trainer:
             restore_space_check(found, self.space, self.fingerprint)
             self.strategy.load_state_dict(found["state"]["strategy"])
             self.generation = found["generation"]
-            self.metrics.reset(found["state"]["metrics"]["records"])
+            self.metrics.reset(json.loads(found["state"]["metrics"]["records"]))
             log.info("resumed from %s at generation %d", found["path"].name, self.generation)
         self.heldout = self.task.heldout()
 
@@ -105,6 +105,7 @@ class Trainer:
                    desc="ES", unit="gen", dynamic_ncols=True)
         while self.generation < total:
             t0, sent0 = time.perf_counter(), comm.bytes_sent
+            test_signal_hook(self.generation, comm.rank)
             items = self.task.minibatch(self.generation, cfg.task.batch_size)
             t_ask = time.perf_counter()
             cands = self.strategy.ask()

@@ -10,6 +10,7 @@ from essa_hpc import config as config_mod
 from essa_hpc.assemble import set_threads
 from essa_hpc.comm import Comm
 from essa_hpc.preempt import PreemptionFlag
+from essa_hpc.resume import check_resumable
 from essa_hpc.runlog import setup_logging
 
 log = logging.getLogger("essa_hpc")
@@ -28,6 +29,7 @@ def train(cfg: config_mod.Config, comm: Comm, resume: str = "auto", preempt: Pre
     from essa_hpc.trainer import Trainer
 
     run_dir = Path(cfg.run.run_dir)
+    found = check_resumable(cfg, run_dir / "checkpoints", resume)  # before logging, run dir or model
     setup_logging(comm.rank, run_dir)
     threads = set_threads(cfg.run.threads)
     if comm.is_root:
@@ -37,7 +39,7 @@ def train(cfg: config_mod.Config, comm: Comm, resume: str = "auto", preempt: Pre
                  cfg.digest())
     preempt = preempt or PreemptionFlag().install()
     try:
-        return Trainer(cfg, comm, run_dir, resume=resume, preempt=preempt).run()
+        return Trainer(cfg, comm, run_dir, found=found, preempt=preempt).run()
     except config_mod.ConfigError:
         raise
     except Exception as exc:

@@ -1,0 +1,30 @@
+"""Preemption and resume across ranks, including a change of world size."""
+import pytest
+
+from helpers import mpiexec
+from resume_helpers import EXIT_PREEMPTED, assert_each_generation_once, final_sha, run_with_preemptions, train
+
+pytestmark = [pytest.mark.mpi, pytest.mark.skipif(mpiexec() is None, reason="mpiexec not installed")]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    run = tmp_path_factory.mktemp("ref2") / "run"
+    train(run, 2, resume="never")
+    return final_sha(run)
+
+
+def test_two_ranks_three_preemptions(reference, tmp_path):
+    run = tmp_path / "run"
+    codes = run_with_preemptions(run, [2, 2, 2, 2], ["0", "2", "4", ""])
+    assert codes == [EXIT_PREEMPTED] * 3 + [0]
+    assert final_sha(run) == reference
+    assert_each_generation_once(run)
+
+
+def test_preempt_on_two_ranks_resume_on_one(reference, tmp_path):
+    run = tmp_path / "run"
+    codes = run_with_preemptions(run, [2, None], ["2", ""])
+    assert codes == [EXIT_PREEMPTED, 0]
+    assert final_sha(run) == reference
+    assert_each_generation_once(run)
