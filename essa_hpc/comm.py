@@ -78,6 +78,17 @@ class Comm:
         if self._comm:
             self._comm.Barrier()
 
+    def finalize(self) -> None:
+        """End MPI cleanly now. Needed before a job requeues itself from inside a rank: a step
+        killed mid-finalize leaves MPICH shared memory behind that the requeued step (same
+        job and step id) then trips over in MPI_Init."""
+        if self._comm:
+            from mpi4py import MPI
+            if not MPI.Is_finalized():
+                self._comm.Barrier()
+                MPI.Finalize()
+            self._comm = None
+
     def abort(self, code: int = 1) -> None:
         if self._comm and self.world > 1:
             self._comm.Abort(code)

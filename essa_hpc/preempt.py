@@ -33,6 +33,10 @@ class PreemptionFlag:
             signal.signal(sig, handler)
         self._previous.clear()
 
+    def previous_handler(self, sig):
+        """The handler that was installed before ours (e.g. submitit's requeue handler)."""
+        return self._previous.get(sig)
+
     def _handle(self, signum, frame) -> None:
         # Only set the flag: no I/O, no MPI in a signal handler.
         self.signal_name = signal.Signals(signum).name

@@ -141,7 +141,7 @@ class Trainer:
             self.metrics.write(record)
             bar.update(1)
             bar.set_postfix(reward=f"{record['reward_mean']:.3f}", heldout=record.get("heldout_reward", ""))
-            if stop:
+            if stop and not last:  # a finished run just finishes
                 bar.close()
                 log.warning("preemption (%s): checkpointed generation %d, exiting with %d",
                             self.preempt.signal_name or "another rank", self.generation, EXIT_PREEMPTED)

@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="a .h5 checkpoint or a run directory")
     p.add_argument("--tail", type=int, default=5, help="how many metric lines to show")
 
+    from essa_hpc.launch.submit_cmd import add_submit_parser
+    add_submit_parser(sub)
+
+    p = sub.add_parser("status", help="progress of a run: generation, reward, checkpoint, job state")
+    p.add_argument("run_dir", help="a run directory")
+
     p = sub.add_parser("config", help="print the resolved config, or --describe every key")
     _add_config_args(p, config_required=False)
     p.add_argument("--describe", action="store_true", help="print the reference of every key (Markdown)")
@@ -83,8 +89,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "train":
+            # Catch preemption signals before the slow imports and model load: SLURM may
+            # send its warning while a requeued job is still starting up.
+            from essa_hpc.preempt import PreemptionFlag
+            flag = PreemptionFlag().install()
             from essa_hpc.launch.train_cmd import run_train
-            return run_train(args)
+            return run_train(args, flag)
         if args.command == "eval":
             from essa_hpc.launch.eval_cmd import run_eval
             return run_eval(args)
@@ -97,6 +107,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "inspect":
             from essa_hpc.launch.inspect_cmd import run_inspect
             return run_inspect(args)
+        if args.command == "submit":
+            from essa_hpc.launch.submit_cmd import run_submit
+            return run_submit(args)
+        if args.command == "status":
+            from essa_hpc.launch.inspect_cmd import run_status
+            return run_status(args)
         if args.command == "config":
             from essa_hpc.launch.inspect_cmd import run_config
             return run_config(args)

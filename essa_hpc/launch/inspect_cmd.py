@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -61,4 +62,44 @@ def run_config(args) -> int:
     cfg = config_mod.load(args.config, args.overrides)
     cfg.validate()
     print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+    return 0
+
+
+def slurm_job_state(job_id: str) -> str | None:
+    """The job's state from sacct (None where SLURM accounting is not available)."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("sacct"):
+        return None
+    out = subprocess.run(["sacct", "-X", "-n", "-P", "-j", job_id, "-o", "State"], capture_output=True, text=True)
+    states = [line.strip() for line in out.stdout.splitlines() if line.strip()]
+    return states[-1] if out.returncode == 0 and states else None
+
+
+def run_status(args) -> int:
+    from essa_hpc.runlog import read_metrics
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"not a directory: {run_dir}")
+    records = read_metrics(run_dir / "metrics.jsonl")
+    cfg_path = run_dir / "config.yaml"
+    total = config_mod.load(cfg_path).run.generations if cfg_path.is_file() else "?"
+    ckpts = checkpoint.list_checkpoints(run_dir / "checkpoints")
+    heldout = [r for r in records if "heldout_reward" in r]
+    status = {"run_dir": str(run_dir), "generation": records[-1]["generation"] if records else None,
+              "generations": total,
+              "reward_mean": records[-1].get("reward_mean") if records else None,
+              "heldout_start": heldout[0]["heldout_reward"] if heldout else None,
+              "heldout_latest": heldout[-1]["heldout_reward"] if heldout else None,
+              "last_checkpoint": ckpts[-1].name if ckpts else None,
+              "last_checkpoint_age_s": round(time.time() - ckpts[-1].stat().st_mtime) if ckpts else None,
+              "finished": (run_dir / "adapter" / "adapter_config.json").is_file()}
+    job_file = run_dir / "job.json"
+    if job_file.is_file():
+        job = json.loads(job_file.read_text())
+        status["job_id"] = job.get("job_id")
+        status["job_state"] = slurm_job_state(job["job_id"]) if job.get("backend") == "slurm" else job.get("backend")
+    print(json.dumps(status, indent=2))
     return 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -11,7 +12,7 @@ from essa_hpc.assemble import set_threads
 from essa_hpc.comm import Comm
 from essa_hpc.preempt import PreemptionFlag
 from essa_hpc.resume import check_resumable
-from essa_hpc.runlog import setup_logging
+from essa_hpc.runlog import setup_logging, write_job_info
 
 log = logging.getLogger("essa_hpc")
 
@@ -35,6 +36,9 @@ def train(cfg: config_mod.Config, comm: Comm, resume: str = "auto", preempt: Pre
     if comm.is_root:
         run_dir.mkdir(parents=True, exist_ok=True)
         config_mod.save_yaml(cfg, run_dir / "config.yaml")
+        if os.environ.get("SLURM_JOB_ID"):
+            write_job_info(run_dir, {"job_id": os.environ["SLURM_JOB_ID"], "backend": "slurm",
+                                     "restarts": int(os.environ.get("SLURM_RESTART_COUNT", "0"))})
         log.info("run dir %s | ranks %d | torch threads/rank %d | config %s", run_dir, comm.world, threads,
                  cfg.digest())
     preempt = preempt or PreemptionFlag().install()
@@ -50,7 +54,7 @@ def train(cfg: config_mod.Config, comm: Comm, resume: str = "auto", preempt: Pre
         return 1
 
 
-def run_train(args) -> int:
+def run_train(args, preempt: PreemptionFlag | None = None) -> int:
     comm = Comm()
     cfg = prepare(args.config, args.overrides, args.run_dir, comm)
-    return train(cfg, comm, resume=args.resume)
+    return train(cfg, comm, resume=args.resume, preempt=preempt)
