@@ -54,10 +54,10 @@ def build_parts(cfg: Config, with_space: bool = True) -> Parts:
     if not heldout:
         raise ValueError(f"task {cfg.task.kind} produced no held-out items")
     model, tok = load_model(cfg.model)
-    if cfg.model.quantize == "int8":
+    space = build_space(model, cfg) if with_space else None
+    if cfg.model.quantize == "int8":  # after the space wraps its layers: LoRA stays float
         from essa_hpc.quantize import quantize_int8
         model = quantize_int8(model)
-    space = build_space(model, cfg) if with_space else None
     return Parts(model, tok, space, task, build_rollout(model, tok, cfg),
                  RewardRunner(task.reward, cfg.task.reward_timeout_s),
                  RewardRunner(task.score, cfg.task.reward_timeout_s))

@@ -276,13 +276,17 @@ def validate(cfg: Config, world_size: int = 1) -> None:
         raise ConfigError(f"space.init={cfg.space.init!r} is not a PEFT adapter directory (no adapter_config.json)")
     _choice(cfg.strategy.kind, ["cma_es", "open_es"], "strategy.kind")
     _positive(cfg.strategy.population, "strategy.population", 2)
-    if cfg.strategy.population % 2 and (cfg.strategy.kind == "open_es" or cfg.strategy.mirrored):
+    always_mirrored = cfg.strategy.kind == "open_es" and cfg.space.kind != "full"  # OpenAI-ES
+    if cfg.strategy.population % 2 and (always_mirrored or cfg.strategy.mirrored):
         raise ConfigError(f"strategy.population must be even for mirrored sampling, got {cfg.strategy.population}")
     if cfg.strategy.sigma0 <= 0:
         raise ConfigError(f"strategy.sigma0 must be > 0, got {cfg.strategy.sigma0}")
     _choice(cfg.strategy.covariance, ["full", "separable"], "strategy.covariance")
     _choice(cfg.strategy.optimizer, ["sgd", "adam"], "strategy.optimizer")
     _choice(cfg.strategy.shaping, ["centered_rank", "z_score"], "strategy.shaping")
+    if cfg.space.kind == "full" and cfg.model.quantize != "none":
+        raise ConfigError("model.quantize applies to the frozen base of LoRA spaces; the full space perturbs "
+                          "every weight and needs float weights")
     if cfg.space.kind == "full" and cfg.strategy.kind != "open_es":
         raise ConfigError("space.kind=full needs strategy.kind=open_es (CMA-ES cannot hold a full-model covariance)")
     check_task_config(cfg.task)

@@ -191,6 +191,9 @@ def model_fingerprint(model) -> str:
     """A cheap hash of the base weights, stored in checkpoints to catch a swapped model."""
     h = hashlib.sha256()
     for name, p in sorted(model.state_dict().items()):
+        if not isinstance(p, torch.Tensor):  # e.g. packed int8 params: their dequantized weights are not keyed
+            continue
+        p = p.dequantize() if p.is_quantized else p
         h.update(name.encode())
         flat = p.detach().reshape(-1)
         h.update(flat[:: max(1, flat.numel() // 4096)].float().numpy().tobytes())

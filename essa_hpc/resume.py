@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from essa_hpc import checkpoint
 from essa_hpc.config import NON_RESUMABLE, Config, ConfigError
 
@@ -43,17 +41,14 @@ def check_resumable(cfg: Config, ckpt_dir: Path, mode: str) -> dict | None:
 
 
 def restore_space_check(found: dict, space, fingerprint: str) -> None:
-    """The rebuilt search space must be the one the checkpoint was searching."""
+    """The rebuilt search space must be the one the checkpoint was searching (or, for the
+    full space, take its trained weights)."""
+    from essa_hpc.spaces.base import SpaceMismatch
+
     saved = found["state"]
     if saved["model"]["fingerprint"] != fingerprint:
         raise ConfigError(f"cannot resume {found['path']}: the base model weights differ from the checkpoint's")
-    def compare(now, stored, where: str) -> None:
-        if isinstance(now, dict):
-            for key, value in now.items():
-                compare(value, (stored or {}).get(key) if isinstance(stored, dict) else None, f"{where}/{key}")
-            return
-        stored = np.asarray(stored)
-        if stored.shape != now.shape or not np.allclose(stored, now, rtol=0, atol=1e-9):
-            raise ConfigError(f"cannot resume {found['path']}: search space '{where}' differs (start adapter changed?)")
-
-    compare(space.state_arrays(), saved.get("space", {}), "space")
+    try:
+        space.load_state_arrays(saved.get("space", {}))
+    except SpaceMismatch as exc:
+        raise ConfigError(f"cannot resume {found['path']}: {exc}") from None

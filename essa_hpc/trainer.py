@@ -66,14 +66,15 @@ class Trainer:
         self.metrics.reset([])
 
     # --- stages -----------------------------------------------------------------
-    def heldout_reward(self, vector: np.ndarray) -> float:
+    def heldout_reward(self, mean: np.ndarray) -> float:
         p = self.parts
-        return heldout_score(p.rollout, self.space, p.scorer, vector, self.heldout, self.cfg.rollout.max_rows, self.comm)
+        return heldout_score(p.rollout, self.space, p.scorer, self.space.evaluation_vector(mean), self.heldout,
+                             self.cfg.rollout.max_rows, self.comm)
 
     def state_dict(self, pending_record: dict) -> dict:
         mean = self.strategy.mean
         return {"strategy": self.strategy.state_dict(), "space": self.space.state_arrays(),
-                "adapter": {"vector": mean, "sha256": self.space.vector_sha256(mean)},
+                "adapter": {"vector": mean, "sha256": self.space.digest(mean)},
                 "sampler": {"kind": "seeded", "generation": self.generation},
                 "model": {"fingerprint": self.fingerprint, "name": self.cfg.model.name},
                 "metrics": {"records": json.dumps(self.metrics.records + [pending_record])}}
@@ -100,7 +101,7 @@ class Trainer:
             start = self.heldout_reward(self.strategy.mean)
             log.info("held-out reward at start: %.4f  (sigma0=%.4g)", start, initial_sigma(cfg, self.space))
             self.metrics.write({"generation": 0, "heldout_reward": start, "adapter_sha256":
-                                self.space.vector_sha256(self.strategy.mean), "sigma0": initial_sigma(cfg, self.space)})
+                                self.space.digest(self.strategy.mean), "sigma0": initial_sigma(cfg, self.space)})
         bar = tqdm(total=total, initial=self.generation, disable=not (comm.is_root and cfg.run.progress),
                    desc="ES", unit="gen", dynamic_ncols=True)
         while self.generation < total:
@@ -117,10 +118,11 @@ class Trainer:
             rewards, tokens = summed[:lam], int(summed[lam])
             t_tell = time.perf_counter()
             info = self.strategy.tell(rewards)
+            self.space.after_tell(cands, info.pop("update_coefficients", None))
             tell_s = time.perf_counter() - t_tell
             self.generation += 1
             mean = self.strategy.mean
-            digest = self.space.vector_sha256(mean)
+            digest = self.space.digest(mean)
             if cfg.run.checksum_every and self.generation % cfg.run.checksum_every == 0:
                 self.check_ranks_agree(digest)
             record = {"generation": self.generation, "reward_mean": float(rewards.mean()),
@@ -150,6 +152,6 @@ class Trainer:
                 return EXIT_PREEMPTED
         bar.close()
         if comm.is_root:
-            self.space.export_peft(self.strategy.mean, self.run_dir / "adapter")
+            self.space.export(self.strategy.mean, self.run_dir / "adapter")
             log.info("exported PEFT adapter to %s", self.run_dir / "adapter")
         return 0

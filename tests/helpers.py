@@ -11,6 +11,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny.yaml"
 BIN = Path(sys.executable).parent
+# The full-parameter ES space on the tiny model, with signal enough that the weights move.
+FULL_SPACE = ["space.kind=full", "strategy.kind=open_es", "strategy.shaping=z_score", "strategy.sigma_relative=false",
+              "strategy.sigma0=0.05", "strategy.learning_rate=0.01", "strategy.mirrored=false",
+              "strategy.population=6", "rollout.group_size=1"]
 
 
 def mpiexec() -> str | None:

@@ -43,7 +43,9 @@ def run_eval(args) -> int:
     parts = build_parts(cfg, with_space=found is not None)
     space, vector, source = None, None, "base"
     if found is not None:
-        space, vector = parts.space, found["state"]["adapter"]["vector"]
+        space = parts.space
+        space.load_state_arrays(found["state"]["space"])
+        vector = space.evaluation_vector(found["state"]["adapter"]["vector"])
         source = f"{found['path']}"
     elif args.adapter:
         from peft import PeftModel
@@ -66,7 +68,8 @@ def run_export(args) -> int:
     found = newest_checkpoint(args.run_dir)
     setup_logging(0)
     parts = build_parts(cfg)
-    parts.space.export_peft(found["state"]["adapter"]["vector"], args.out_dir)
+    parts.space.load_state_arrays(found["state"]["space"])
+    parts.space.export(found["state"]["adapter"]["vector"], args.out_dir)
     print(json.dumps({"checkpoint": str(found["path"]), "generation": found["generation"],
                       "adapter_sha256": found["state"]["adapter"]["sha256"], "out_dir": str(args.out_dir)}))
     return 0

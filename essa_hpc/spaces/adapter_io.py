@@ -6,7 +6,6 @@ ablation: A Kaiming-uniform, B zero (peft's own default init).
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,22 +73,23 @@ def load_start(model: nn.Module, cfg: SpaceConfig, run_seed: int) -> LoraStart:
     return peft_start(model, cfg) if cfg.init else no_sft_start(model, cfg, run_seed)
 
 
-def save_peft_adapter(model: nn.Module, start: LoraStart, factors: dict, out_dir: str | Path) -> None:
-    """Write ``factors`` (name -> (A, B)) as a PEFT adapter. ``model`` must be the plain base
-    model at this point; it is returned to that state afterwards."""
-    from peft import LoraConfig, get_peft_model
+def save_peft_adapter(start: LoraStart, factors: dict, out_dir: str | Path, base_model: str = "") -> None:
+    """Write ``factors`` (module name -> (A, B)) as a PEFT LoRA adapter directory.
 
+    The config is peft's own ``LoraConfig``; the weights use the key layout that
+    ``load_peft_weights``/``PeftModel.from_pretrained`` read (a test round-trips it).
+    No model is needed, so this works for int8 bases that peft cannot wrap."""
+    from peft import LoraConfig
+    from safetensors.torch import save_file
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     pcfg = LoraConfig(r=start.rank, lora_alpha=start.lora_alpha, use_rslora=start.use_rslora,
-                      target_modules=list(start.target_modules), lora_dropout=0.0, bias="none")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # transformers deprecations raised inside peft
-        peft_model = get_peft_model(model, pcfg)
-    try:
-        for name, (a, b) in factors.items():
-            layer = peft_model.base_model.model.get_submodule(name)
-            layer.lora_A["default"].weight.data.copy_(a)
-            layer.lora_B["default"].weight.data.copy_(b)
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        peft_model.save_pretrained(str(out_dir))
-    finally:
-        peft_model.unload()  # puts the original base Linear modules back in place
+                      target_modules=list(start.target_modules), lora_dropout=0.0, bias="none",
+                      base_model_name_or_path=base_model or None)
+    pcfg.save_pretrained(str(out))
+    tensors = {}
+    for name, (a, b) in factors.items():
+        tensors[f"base_model.model.{name}.lora_A.weight"] = a.detach().float().contiguous()
+        tensors[f"base_model.model.{name}.lora_B.weight"] = b.detach().float().contiguous()
+    save_file(tensors, str(out / "adapter_model.safetensors"), metadata={"format": "pt"})

@@ -37,19 +37,47 @@ class SearchSpace(ABC):
 
     @abstractmethod
     def restore(self) -> None:
-        """Back to the start adapter."""
+        """Back to the current state (the start adapter, or the full space's master weights)."""
 
     @abstractmethod
-    def export_peft(self, vector: np.ndarray, out_dir: str | Path) -> None:
-        """Write the adapter given by ``vector`` as a PEFT directory."""
+    def export(self, vector: np.ndarray, out_dir: str | Path) -> None:
+        """Write the adapter given by ``vector`` (a PEFT directory, or full weights)."""
+
+    def evaluation_vector(self, mean: np.ndarray) -> np.ndarray | None:
+        """What to ``apply`` to score the current solution; None = the model as restored."""
+        return mean
+
+    def after_tell(self, cands: np.ndarray, update: np.ndarray | None) -> None:
+        """Spaces that hold their own parameters apply the strategy's update here."""
+
+    def digest(self, mean: np.ndarray) -> str:
+        """SHA-256 of the current adapter (what ranks compare and metrics record)."""
+        return self.vector_sha256(mean)
 
     def state_arrays(self) -> dict:
         """Arrays that define the space (frozen factors etc.), for checkpoints."""
         return {}
 
+    def load_state_arrays(self, stored: dict, where: str = "space") -> None:
+        """Resume: by default the rebuilt space must equal the checkpoint's (it is derived, not trained)."""
+        def compare(now, saved, path: str) -> None:
+            if isinstance(now, dict):
+                for key, value in now.items():
+                    compare(value, saved.get(key) if isinstance(saved, dict) else None, f"{path}/{key}")
+                return
+            saved = np.asarray(saved)
+            if saved.shape != now.shape or not np.allclose(saved, now, rtol=0, atol=1e-9):
+                raise SpaceMismatch(f"search space '{path}' differs from the checkpoint (start adapter changed?)")
+
+        compare(self.state_arrays(), stored, where)
+
     @staticmethod
     def vector_sha256(vector: np.ndarray) -> str:
         return hashlib.sha256(np.ascontiguousarray(vector, dtype=np.float64).tobytes()).hexdigest()
+
+
+class SpaceMismatch(ValueError):
+    pass
 
 
 def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
@@ -71,15 +99,8 @@ class WrappedLoRASpace(SearchSpace):
     def factors_for(self, vector: np.ndarray) -> dict:
         """module name -> (A, B) float32 for one candidate."""
 
-    def export_peft(self, vector: np.ndarray, out_dir: str | Path) -> None:
+    def export(self, vector: np.ndarray, out_dir: str | Path) -> None:
         from essa_hpc.spaces.adapter_io import save_peft_adapter
 
-        factors = self.factors_for(vector)
-        # peft must see the plain base Linears; our wrappers go back afterwards.
-        for name, layer in zip(self.names, self.layers):
-            replace_module(self.model, name, layer.base)
-        try:
-            save_peft_adapter(self.model, self.start, factors, out_dir)
-        finally:
-            for name, layer in zip(self.names, self.layers):
-                replace_module(self.model, name, layer)
+        base = getattr(getattr(self.model, "config", None), "_name_or_path", "") or ""
+        save_peft_adapter(self.start, self.factors_for(vector), out_dir, base_model=base)

@@ -2,29 +2,36 @@
 at every generation, and only scalars cross ranks."""
 import pytest
 
-from helpers import TINY, essa, metrics, mpiexec, shas
+from helpers import FULL_SPACE, TINY, essa, metrics, mpiexec, shas
 
 pytestmark = [pytest.mark.mpi, pytest.mark.skipif(mpiexec() is None, reason="mpiexec not installed (pip install mpich)")]
 
 
-@pytest.mark.parametrize("strategy", ["cma_es", "open_es"])
-def test_one_and_two_ranks_bit_identical(strategy, tmp_path):
+FULL = FULL_SPACE
+SETUPS = {"svd_lora-cma_es": ["strategy.kind=cma_es"], "svd_lora-open_es": ["strategy.kind=open_es"],
+          "lora-cma_es": ["space.kind=lora"], "full-open_es": FULL}
+
+
+@pytest.mark.parametrize("setup", SETUPS)
+def test_one_and_two_ranks_bit_identical(setup, tmp_path):
     runs = {}
     for n in (1, 2):
         run = tmp_path / f"n{n}"
-        essa(["train", str(TINY), f"strategy.kind={strategy}", "run.generations=3", "--run-dir", str(run)], ranks=n)
+        essa(["train", str(TINY), *SETUPS[setup], "run.generations=3", "--run-dir", str(run)], ranks=n)
         runs[n] = shas(run)
     assert len(runs[1]) == 4  # start + 3 generations
     assert runs[1] == runs[2]
     assert len(set(runs[1])) == 4  # the adapter really moved every generation
 
 
-def test_bytes_sent_bounded_and_independent_of_model_size(tmp_path):
-    lam = 8
+@pytest.mark.parametrize("space", ["svd_lora", "full"])
+def test_bytes_sent_bounded_and_independent_of_model_size(space, tmp_path):
+    extra = FULL if space == "full" else []
+    lam = 6 if space == "full" else 8
     sent = {}
     for name in ("tiny-random", "tiny-random:64x4"):
         run = tmp_path / name.replace(":", "_")
-        essa(["train", str(TINY), f"model.name={name}", f"strategy.population={lam}", "run.generations=3",
+        essa(["train", str(TINY), *extra, f"model.name={name}", f"strategy.population={lam}", "run.generations=3",
               "--run-dir", str(run)], ranks=2)
         sent[name] = [r["bytes_sent"] for r in metrics(run)[1:]]
     assert all(b <= 16 * lam + 64 for b in sent["tiny-random"]), sent

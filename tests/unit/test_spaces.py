@@ -96,9 +96,8 @@ def test_export_reloads_in_peft_with_same_logits(kind, tmp_path):
     p.space.apply(cand[None], np.zeros(4, dtype=int))
     ours = logits_rows(p, items)
     p.space.restore()
-    p.space.export_peft(cand, tmp_path / "adapter")
+    p.space.export(cand, tmp_path / "adapter")
     assert (tmp_path / "adapter" / "adapter_config.json").is_file()
-    assert logits_rows(p, items).shape == ours.shape  # our wrappers are back in place after export
     base, _ = load_model(cfg.model)
     peft_model = PeftModel.from_pretrained(base, tmp_path / "adapter").eval()
     input_ids, mask = p.rollout._batch(items)
@@ -111,8 +110,23 @@ def test_peft_init_round_trip(tmp_path):
     """space.init reads an adapter back: the start point reproduces the exported adapter."""
     cfg, p = parts_for()
     cand = population(p.space, 1)[0]
-    p.space.export_peft(cand, tmp_path / "a")
+    p.space.export(cand, tmp_path / "a")
     _, q = parts_for(f"space.init={tmp_path / 'a'}")
     items = p.task.heldout()[:3]
     p.space.apply(cand[None], np.zeros(3, dtype=int))
     torch.testing.assert_close(logits_rows(q, items), logits_rows(p, items), rtol=1e-4, atol=1e-4)
+
+
+def test_int8_base_keeps_lora_float_and_tracks_fp32():
+    cfg, p = parts_for()
+    _, q = parts_for("model.quantize=int8")
+    assert "quantized.dynamic" in type(q.space.layers[0].base).__module__
+    assert q.space.layers[0].v_a.dtype == torch.float32
+    items = p.task.heldout()[:4]
+    cand = population(p.space, 1)[0]
+    for parts in (p, q):
+        parts.space.apply(cand[None], np.zeros(4, dtype=int))
+    full, int8 = logits_rows(p, items), logits_rows(q, items)
+    assert not torch.equal(full, int8)  # really quantized
+    rel = (full - int8).norm() / full.norm()
+    assert rel < 0.1, float(rel)
