@@ -34,5 +34,9 @@ test: venv
 test-fast: venv
 	$(BIN)/python -m pytest tests/unit -x -q
 
+# Benchmarks into bench/results/ (see BENCHMARKS.md); QUICK=1 for the short version.
+bench: venv
+	$(BIN)/python tools/bench/run_all.py $(if $(QUICK),--quick,)
+
 clean-runs:
 	rm -rf runs
