@@ -73,7 +73,11 @@ class TaskConfig:
     system_prompt: str = opt("Answer with the number only.", "System message; replaces the model's default one")
     digits: int = opt(2, "arithmetic: digits per operand")
     operators: str = opt("+-", "arithmetic: operators to draw from, any of '+-*'")
+    prompt_template: str = opt("What is {expr}?", "arithmetic: the question, with {expr} for e.g. '12+35'; "
+                               "'{expr}=' with model.chat_template=false gives short raw prompts")
     data_path: str = opt("", "Dataset location for datasets-backed tasks: a save_to_disk dir or json/parquet files")
+    heldout_path: str = opt("", "Held-out split (same formats as data_path); its first heldout_size rows are the "
+                            "held-out set. Empty = the last heldout_size rows of data_path")
     reward_fn: str = opt("", "custom: 'module:function' reward(item, completion) -> float")
     reward_timeout_s: float = opt(2.0, "Per-completion reward time limit; a timeout scores 0")
 
@@ -114,6 +118,32 @@ class SFTConfig:
 
 
 @dataclass
+class BaselineConfig:
+    steps: int = opt(20, "Gradient baselines (`essa-hpc baseline grpo|trdpo|eso`): optimizer steps")
+    learning_rate: float = opt(1e-5, "Baselines: AdamW learning rate (the papers' GRPO uses 1e-5); LoRA factors for "
+                               "grpo/eso, every weight for trdpo")
+    batch_size: int = opt(16, "grpo/eso: completions per optimizer step (TRL per_device_train_batch_size; a multiple "
+                          "of num_generations); trdpo: preference pairs per step")
+    num_generations: int = opt(4, "grpo/eso: completions sampled per prompt (the group G)")
+    max_completion_length: int = opt(0, "Baselines: tokens generated per completion; 0 = rollout.max_new_tokens")
+    temperature: float = opt(1.0, "grpo: sampling temperature; trdpo: temperature of the samples pairs are built from")
+    beta: float = opt(0.0, "grpo: KL coefficient to the start adapter (0 = no reference model, TRL's default)")
+    loss_type: str = opt("grpo", "grpo: TRL loss_type: grpo | dr_grpo | dapo | bnpo (TRL defaults to dapo; "
+                         "Dr.GRPO = dr_grpo with scale_rewards=none)")
+    scale_rewards: str = opt("group", "grpo: advantage scaling: group (GRPO) | batch | none (Dr.GRPO)")
+    eval_every: int = opt(5, "Baselines: held-out evaluation every N optimizer steps (also at start and end); "
+                          "0 = start/end only")
+    alpha: float = opt(0.6, "trdpo: soft reference update ref <- alpha*theta + (1-alpha)*ref (TRL ref_model_mixup_alpha)")
+    tau: int = opt(512, "trdpo: update the reference every tau steps (TRL ref_model_sync_steps)")
+    dpo_beta: float = opt(0.1, "trdpo: DPO beta")
+    k: int = opt(4, "trdpo: completions sampled per prompt; a prompt gives the pair (best, worst) if their rewards differ")
+    prompts: int = opt(0, "trdpo: training prompts the pairs are sampled for; 0 = steps x batch_size")
+    temperatures: list = opt([0.5, 1.0, 1.5], "eso: sampling temperatures; the num_generations samples of a prompt "
+                             "cycle through them")
+    sft_weight: float = opt(1.0, "eso: weight of the SFT loss on the gold target added to the REINFORCE loss")
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     space: SpaceConfig = field(default_factory=SpaceConfig)
@@ -123,6 +153,7 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
     ckpt: CkptConfig = field(default_factory=CkptConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -308,12 +339,35 @@ def validate(cfg: Config, world_size: int = 1) -> None:
     _positive(cfg.sft.batch_size, "sft.batch_size")
     if cfg.sft.learning_rate <= 0:
         raise ConfigError(f"sft.learning_rate must be > 0, got {cfg.sft.learning_rate}")
+    validate_baseline(cfg.baseline)
     if world_size > cfg.strategy.population:
         raise ConfigError(f"more ranks ({world_size}) than candidates (strategy.population={cfg.strategy.population})")
     groups = -(-cfg.strategy.population // cfg.rollout.group_size)
     if world_size > groups:
         raise ConfigError(f"more ranks ({world_size}) than candidate groups ({groups} groups of "
                           f"rollout.group_size={cfg.rollout.group_size}); lower rollout.group_size")
+
+
+def validate_baseline(b: BaselineConfig) -> None:
+    for key in ("steps", "batch_size", "k", "tau"):
+        _positive(getattr(b, key), f"baseline.{key}", 2 if key == "k" else 1)
+    _positive(b.num_generations, "baseline.num_generations", 2)  # a group needs two samples for an advantage
+    for key in ("learning_rate", "temperature", "dpo_beta"):
+        if getattr(b, key) <= 0:
+            raise ConfigError(f"baseline.{key} must be > 0, got {getattr(b, key)}")
+    for key in ("max_completion_length", "beta", "eval_every", "prompts", "sft_weight"):
+        if getattr(b, key) < 0:
+            raise ConfigError(f"baseline.{key} must be >= 0, got {getattr(b, key)}")
+    _choice(b.loss_type, ["grpo", "dr_grpo", "dapo", "bnpo"], "baseline.loss_type")
+    _choice(b.scale_rewards, ["group", "batch", "none"], "baseline.scale_rewards")
+    if not 0.0 < b.alpha <= 1.0:
+        raise ConfigError(f"baseline.alpha must be in (0, 1], got {b.alpha}")
+    try:
+        temps = [float(t) for t in b.temperatures]
+    except (TypeError, ValueError):
+        raise ConfigError(f"baseline.temperatures must be numbers, got {b.temperatures!r}") from None
+    if not temps or min(temps) <= 0:
+        raise ConfigError(f"baseline.temperatures must be a non-empty list of numbers > 0, got {b.temperatures!r}")
 
 
 def describe() -> str:

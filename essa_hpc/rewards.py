@@ -16,7 +16,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 
-class RewardTimeout(Exception):
+class RewardTimeout(BaseException):
+    """BaseException: libraries that catch Exception (sympy, math-verify) must not swallow it."""
     pass
 
 

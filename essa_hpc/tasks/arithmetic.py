@@ -28,7 +28,8 @@ class ArithmeticTask(Task):
             if (a, op, b) in seen:
                 continue
             seen.add((a, op, b))
-            out.append({"prompt": f"What is {a}{op}{b}?", "answer": _OPS[op](a, b), "key": (a, op, b)})
+            prompt = self.cfg.prompt_template.format(expr=f"{a}{op}{b}")
+            out.append({"prompt": prompt, "answer": _OPS[op](a, b), "key": (a, op, b)})
         return out
 
     @functools.cached_property
