@@ -57,6 +57,8 @@ class StrategyConfig:
     sigma_relative: bool = opt(True, "Multiply sigma0 by the space's typical scale (mean |s| for svd_lora)")
     covariance: str = opt("separable", "cma_es covariance: full | separable (diagonal; fast for large dim)")
     mirrored: bool = opt(True, "Antithetic +/- pairs (cma_es via pycma mirrors; open_es always mirrors)")
+    ties: str = opt("skip", "cma_es on all-equal rewards: skip (no update; pycma would random-walk the mean) "
+                    "| rank (pycma's arbitrary order)")
     learning_rate: float = opt(0.05, "open_es: step size of the optimizer (the paper's alpha for full space)")
     optimizer: str = opt("adam", "open_es optimizer: sgd | adam")
     shaping: str = opt("centered_rank", "open_es fitness shaping: centered_rank | z_score")
@@ -313,6 +315,7 @@ def validate(cfg: Config, world_size: int = 1) -> None:
     if cfg.strategy.sigma0 <= 0:
         raise ConfigError(f"strategy.sigma0 must be > 0, got {cfg.strategy.sigma0}")
     _choice(cfg.strategy.covariance, ["full", "separable"], "strategy.covariance")
+    _choice(cfg.strategy.ties, ["skip", "rank"], "strategy.ties")
     _choice(cfg.strategy.optimizer, ["sgd", "adam"], "strategy.optimizer")
     _choice(cfg.strategy.shaping, ["centered_rank", "z_score"], "strategy.shaping")
     if cfg.space.kind == "full" and cfg.model.quantize != "none":

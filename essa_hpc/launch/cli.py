@@ -59,6 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="adapter directory (default: sft.out_dir or <run.run_dir>/sft)")
     p.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation after training")
 
+    p = sub.add_parser("baseline", help="train a gradient baseline through TRL: grpo | trdpo | eso",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+                       description="Train a baseline the ESSA papers compare against on the same task, start adapter\n"
+                                   "(space.init) and held-out set, in one process. METHOD is one of\n"
+                                   "  grpo   TRL GRPOTrainer on a LoRA of the space's rank and target modules\n"
+                                   "  trdpo  TRL DPOTrainer with a soft-updated reference (TR-DPO), full fine-tune\n"
+                                   "  eso    REINFORCE over several sampling temperatures plus the SFT loss\n"
+                                   "Settings are the baseline.* keys. Writes metrics.jsonl, config.yaml and adapter/.")
+    p.add_argument("method", metavar="METHOD", help="grpo | trdpo | eso")
+    _add_config_args(p)
+    p.add_argument("--run-dir", help="output directory (overrides run.run_dir)")
+
     p = sub.add_parser("inspect", help="summarise a checkpoint file or a run's newest checkpoint")
     p.add_argument("path", help="a .h5 checkpoint or a run directory")
     p.add_argument("--tail", type=int, default=5, help="how many metric lines to show")
@@ -104,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sft":
             from essa_hpc.launch.sft_cmd import run_sft
             return run_sft(args)
+        if args.command == "baseline":
+            from essa_hpc.launch.baseline_cmd import run_baseline
+            return run_baseline(args)
         if args.command == "inspect":
             from essa_hpc.launch.inspect_cmd import run_inspect
             return run_inspect(args)

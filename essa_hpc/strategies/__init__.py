@@ -13,7 +13,8 @@ from essa_hpc.strategies.seed_es import SeedES
 def build_strategy(cfg: Config, x0: np.ndarray, sigma0: float) -> Strategy:
     s = cfg.strategy
     if s.kind == "cma_es":
-        return CMAES(x0, s.population, sigma0, cfg.run.seed, covariance=s.covariance, mirrored=s.mirrored)
+        return CMAES(x0, s.population, sigma0, cfg.run.seed, covariance=s.covariance, mirrored=s.mirrored,
+                     ties=s.ties)
     if s.kind == "open_es" and cfg.space.kind == "full":
         return SeedES(s.population, sigma0, s.learning_rate, shaping=s.shaping, mirrored=s.mirrored)
     if s.kind == "open_es":

@@ -50,10 +50,10 @@ def _set(obj, dotted: str, value) -> None:
 
 class CMAES(Strategy):
     def __init__(self, x0: np.ndarray, population: int, sigma0: float, run_seed: int,
-                 covariance: str = "separable", mirrored: bool = True):
+                 covariance: str = "separable", mirrored: bool = True, ties: str = "skip"):
         import cma
 
-        self.population, self.dim = population, len(x0)
+        self.population, self.dim, self.ties = population, len(x0), ties
         self._rng = seeding.rng(run_seed, "strategy")
         opts = {
             "popsize": population, "seed": np.nan, "randn": lambda lam, n: self._rng.standard_normal((lam, n)),
@@ -80,11 +80,19 @@ class CMAES(Strategy):
         assert rewards.shape == (self.population,) and self._asked is not None
         worst = np.nanmin(rewards) - 1.0 if not np.isnan(rewards).all() else 0.0
         loss = -np.where(np.isnan(rewards), worst, rewards)  # pycma minimises
+        # All-equal rewards carry no information, but pycma would still rank them in
+        # arbitrary order and move the mean (a random walk). ties="skip" undoes such a step,
+        # keeping only the advanced random stream so the next candidates are new ones.
+        flat = self.ties == "skip" and np.ptp(loss) == 0
+        before = self.state_dict() if flat else None
         with warnings.catch_warnings(), threadpool_limits(1):
             warnings.simplefilter("ignore")  # flat-fitness notices; the trainer logs ties itself
             self.es.tell(list(self._asked), list(loss))
+        if flat:
+            before["rng"] = self.state_dict()["rng"]
+            self.load_state_dict({k: v for k, v in before.items() if k != "es._flgtelldone"})
         self._asked = None
-        return {"sigma": float(self.es.sigma)}
+        return {"sigma": float(self.es.sigma), "skipped_flat": bool(flat)}
 
     @property
     def mean(self) -> np.ndarray:

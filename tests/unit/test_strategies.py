@@ -82,3 +82,24 @@ def test_nan_is_worst_and_maximising():
     assert np.argmax(z_score(r)) == 2
     assert np.allclose(centered_rank(np.array([1.0, 1.0, 1.0])), 0.0)
     assert np.allclose(centered_rank(np.array([0.0, 1.0, 1.0, 2.0])), [-0.5, 0.0, 0.0, 0.5])
+
+
+@pytest.mark.parametrize("covariance", ["separable", "full"])
+def test_cma_flat_fitness_gives_no_update_but_new_candidates(covariance):
+    s = CMAES(np.zeros(DIM), 8, 0.3, 0, covariance=covariance, mirrored=True, ties="skip")
+    s.tell(sphere_reward(s.ask()))
+    mean, sigma = s.mean, s.es.sigma
+    first = s.ask()
+    info = s.tell(np.full(8, 0.25))
+    assert info["skipped_flat"] and np.array_equal(s.mean, mean) and s.es.sigma == sigma
+    second = s.ask()
+    assert not np.allclose(first, second)
+    s.tell(sphere_reward(second))  # and the strategy goes on normally
+    assert not np.array_equal(s.mean, mean)
+    # pycma's own behaviour, for contrast: the mean random-walks on flat fitness
+    r = CMAES(np.zeros(DIM), 8, 0.3, 0, covariance=covariance, mirrored=True, ties="rank")
+    r.tell(sphere_reward(r.ask()))
+    before = r.mean
+    r.ask()
+    r.tell(np.full(8, 0.25))
+    assert not np.array_equal(r.mean, before)

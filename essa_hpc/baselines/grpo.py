@@ -1,0 +1,75 @@
+"""GRPO baseline (DeepSeekMath, arXiv 2402.03300), through TRL's ``GRPOTrainer`` / ``GRPOConfig``.
+
+ESSA (arXiv 2507.04453) compares against GRPO with LoRA of the same rank and lr 1e-5 (DESIGN.md).
+Here the policy is a LoRA of ``space.rank`` on ``space.target_modules``, started from the SFT adapter
+``space.init`` when given (``PeftModel.from_pretrained(..., is_trainable=True)``), the start ESSA uses.
+
+TRL facts that matter (trl 1.16, DESIGN.md "TRL on this CPU"):
+- ``loss_type`` defaults to "dapo" in TRL; plain GRPO is ``loss_type="grpo", scale_rewards="group"``
+  (our defaults), Dr.GRPO is ``loss_type="dr_grpo", scale_rewards="none"``.
+- ``per_device_train_batch_size`` counts completions: ``baseline.batch_size / num_generations`` prompts
+  per step, each sampled ``num_generations`` times. One generation round per optimizer step
+  (``steps_per_generation = gradient_accumulation_steps = 1``, ``num_iterations=1``).
+- ``beta=0`` (default) needs no reference model; ``beta>0`` makes TRL copy the start adapter as "ref".
+- On CPU: ``use_cpu=True, bf16=False, gradient_checkpointing=False``; no TRL checkpoints are saved, only
+  the final PEFT adapter in ``<run_dir>/adapter``.
+Prompts are tokenized by our rollout (``RolloutPrompts``); step s trains on ``task.minibatch(s, P)``.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from essa_hpc.baselines.common import (BaselineRun, MetricsCallback, RolloutPrompts, TaskReward, completion_length,
+                                       lora_policy, prompt_dataset, prompt_items, quiet_trainer, trl_cpu_args)
+
+log = logging.getLogger(__name__)
+
+
+def grpo_args(cfg, run_dir: Path, **overrides):
+    from trl import GRPOConfig
+
+    b = cfg.baseline
+    kwargs = dict(trl_cpu_args(cfg, run_dir), per_device_train_batch_size=b.batch_size,
+                  num_generations=b.num_generations, max_completion_length=completion_length(cfg),
+                  temperature=b.temperature, top_p=1.0, top_k=0, beta=b.beta, loss_type=b.loss_type,
+                  scale_rewards=b.scale_rewards, num_iterations=1, shuffle_dataset=False, log_completions=False)
+    kwargs.update(overrides)
+    return GRPOConfig(**kwargs)
+
+
+def build_trainer(cfg, parts, run_dir: Path, method: str, trainer_cls=None, args=None, **trainer_kwargs):
+    """Policy, prompt set, reward adapter, metrics callback and a GRPOTrainer (or subclass) around them."""
+    from trl import GRPOTrainer
+
+    b = cfg.baseline
+    policy = lora_policy(cfg, parts.model)
+    run = BaselineRun(cfg, parts, run_dir, method)
+    run.start(policy)
+    items = prompt_items(parts.task, b.steps * (b.batch_size // b.num_generations), b.batch_size // b.num_generations)
+    dataset = prompt_dataset(items, parts.rollout)
+    reward = TaskReward(parts.rewarder, items, columns=dataset.column_names)
+    prompt_ids = {text: parts.rollout.token_ids(it) for text, it in zip(dataset["prompt"], items)}
+    cls = trainer_cls or type("RolloutGRPOTrainer", (RolloutPrompts, GRPOTrainer), {})
+    trainer = cls(model=policy, reward_funcs=[reward], args=args or grpo_args(cfg, run_dir), train_dataset=dataset,
+                  processing_class=parts.tokenizer, prompt_ids=prompt_ids, **trainer_kwargs)
+    trainer.baseline_items = items  # dataset row i is items[i] (item_index)
+    trainer.add_callback(MetricsCallback(run, policy, reward))
+    quiet_trainer(trainer)
+    return trainer, run
+
+
+def finish(trainer, run: BaselineRun) -> dict:
+    out = run.run_dir / "adapter"
+    trainer.model.save_pretrained(str(out), selected_adapters=["default"])
+    last = run.metrics.records[-1]
+    log.info("%s: exported PEFT adapter to %s", run.method, out)
+    return {"method": run.method, "steps": last["generation"], "heldout_reward": last.get("heldout_reward"),
+            "start_heldout_reward": run.metrics.records[0]["heldout_reward"], "wall_s": last["wall_s"],
+            "samples": last["samples"], "adapter": str(out)}
+
+
+def run_grpo(cfg, parts, run_dir: Path) -> dict:
+    trainer, run = build_trainer(cfg, parts, run_dir, "grpo")
+    trainer.train()
+    return finish(trainer, run)

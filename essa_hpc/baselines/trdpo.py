@@ -1,0 +1,135 @@
+"""TR-DPO baseline (Gorbatovski et al., "Learn Your Reference Model for Real Good Alignment", arXiv 2404.09656),
+through TRL's ``DPOTrainer`` / ``DPOConfig(sync_ref_model=True, ref_model_mixup_alpha=alpha,
+ref_model_sync_steps=tau)``: every tau steps the reference becomes ``alpha*theta + (1-alpha)*ref``
+(TRL's ``SyncRefModelCallback``; the paper recommends alpha ~ 0.6, tau ~ 512).
+
+TRL refuses ``sync_ref_model`` with a PEFT model, so TR-DPO is a full fine-tune: the SFT adapter
+``space.init`` (the start ESSA uses) is merged into the base first (``merge_and_unload``), and the reference
+is a frozen copy of that merged model, passed explicitly (TRL would otherwise reload the model's own path,
+which is the base, not the merged SFT model).
+
+Preference pairs come from the task's verifiable reward: for each training prompt (step s's prompts are
+``task.minibatch(s, batch_size)``) the starting model samples ``k`` completions at ``baseline.temperature``
+(HFRollout's batching and left padding; one seed per chunk from ``essa_hpc.seeding``); the pair is
+(best, worst) when their rewards differ, else the prompt is dropped. Pairs are stored as token ids
+(the sampled tokens themselves, prompt ids from ``HFRollout.token_ids``), so DPO scores exactly the
+sequences the policy produced; ``<run_dir>/pairs.jsonl`` keeps them as text with their rewards.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from trl import DPOConfig, DPOTrainer
+
+from essa_hpc import seeding
+from essa_hpc.baselines import BaselineError
+from essa_hpc.baselines.common import (BaselineRun, MetricsCallback, completion_length, prompt_items, quiet_trainer,
+                                       trl_cpu_args)
+from essa_hpc.model import model_fingerprint
+
+log = logging.getLogger(__name__)
+PAIRS_KEY = 2**33 + 1  # seeding key of the pair-sampling stream
+
+
+class TokenizedDPOTrainer(DPOTrainer):
+    """Skips TRL's re-tokenization when rows already hold prompt_ids / chosen_ids / rejected_ids."""
+
+    def _prepare_dataset(self, dataset, processing_class, args, dataset_name):  # trl 1.16
+        if {"prompt_ids", "chosen_ids", "rejected_ids"} <= set(dataset.column_names):
+            return dataset
+        return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+
+
+def sample_completions(model, rollout, items: list[dict], k: int, temperature: float, max_new_tokens: int,
+                       max_rows: int, seed: int) -> list[list[tuple[list[int], str]]]:
+    """``k`` sampled (token ids up to and including EOS, text) per item, prompt-major, seeded per chunk."""
+    tok, eos = rollout.tok, rollout.tok.eos_token_id
+    rows = [it for it in items for _ in range(k)]
+    flat: list[tuple[list[int], str]] = []
+    for j, start in enumerate(range(0, len(rows), max_rows)):
+        input_ids, mask = rollout._batch(rows[start:start + max_rows])  # the rollout's own left padding
+        with torch.random.fork_rng(), torch.inference_mode():
+            torch.manual_seed(seeding.int_seed(seed, "sampling", PAIRS_KEY, j))
+            out = model.generate(input_ids=input_ids, attention_mask=mask, do_sample=True, temperature=temperature,
+                                 top_p=None, top_k=None, max_new_tokens=max_new_tokens,
+                                 pad_token_id=tok.pad_token_id, eos_token_id=eos)
+        for row in out[:, input_ids.shape[1]:].tolist():
+            ids = row[: row.index(eos) + 1] if eos in row else row
+            flat.append((ids, tok.decode(ids, skip_special_tokens=True)))
+    return [flat[i * k:(i + 1) * k] for i in range(len(items))]
+
+
+def make_pairs(items: list[dict], samples, rewarder, rollout) -> list[dict]:
+    """(best, worst) by the task reward per prompt; prompts whose samples all tie are dropped."""
+    pairs = []
+    for idx, (item, group) in enumerate(zip(items, samples)):
+        rewards = rewarder.rewards([item] * len(group), [text for _, text in group])
+        best, worst = int(np.argmax(rewards)), int(np.argmin(rewards))
+        if rewards[best] > rewards[worst]:
+            pairs.append({"prompt_ids": list(rollout.token_ids(item)), "chosen_ids": group[best][0],
+                          "rejected_ids": group[worst][0], "chosen": group[best][1], "rejected": group[worst][1],
+                          "chosen_reward": float(rewards[best]), "rejected_reward": float(rewards[worst]),
+                          "item_index": idx})
+    return pairs
+
+
+def full_policy(cfg, model):
+    """The base with the SFT adapter merged in (when given), every weight trainable."""
+    if cfg.space.init:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, cfg.space.init).merge_and_unload()
+    return model.requires_grad_(True)
+
+
+def run_trdpo(cfg, parts, run_dir: Path) -> dict:
+    from datasets import Dataset
+
+    b = cfg.baseline
+    policy = full_policy(cfg, parts.model)
+    run = BaselineRun(cfg, parts, run_dir, "trdpo")
+    run.start(policy, ref_fingerprint=model_fingerprint(policy))
+    ref = copy.deepcopy(policy).requires_grad_(False).eval()
+
+    items = prompt_items(parts.task, b.prompts or b.steps * b.batch_size, b.batch_size)
+    policy.eval()
+    samples = sample_completions(policy, parts.rollout, items, b.k, b.temperature, completion_length(cfg),
+                                 cfg.rollout.max_rows, cfg.run.seed)
+    run.samples = len(items) * b.k
+    pairs = make_pairs(items, samples, parts.rewarder, parts.rollout)
+    with open(run.run_dir / "pairs.jsonl", "w") as fh:
+        for p in pairs:
+            item = items[p["item_index"]]
+            fh.write(json.dumps({"prompt": parts.rollout.render(item), "item": item, **{
+                key: p[key] for key in ("chosen", "rejected", "chosen_reward", "rejected_reward", "item_index")}},
+                default=str) + "\n")
+    log.info("trdpo: %d preference pairs from %d prompts x %d samples", len(pairs), len(items), b.k)
+    if not pairs:
+        raise BaselineError(f"no preference pairs: all {b.k} samples of every prompt scored alike; "
+                           "raise baseline.k or baseline.temperature, or use task.train_reward=dense")
+
+    args = DPOConfig(**trl_cpu_args(cfg, run_dir), per_device_train_batch_size=b.batch_size, beta=b.dpo_beta,
+                     sync_ref_model=True, ref_model_mixup_alpha=b.alpha, ref_model_sync_steps=b.tau,
+                     precompute_ref_log_probs=False)
+    dataset = Dataset.from_list([{k: p[k] for k in ("prompt_ids", "chosen_ids", "rejected_ids")} for p in pairs])
+    trainer = TokenizedDPOTrainer(model=policy, ref_model=ref, args=args, train_dataset=dataset,
+                                  processing_class=parts.tokenizer)
+
+    def extra(step: int, evaluate: bool) -> dict:  # the reference moves every tau steps: record it where we evaluate
+        return {"ref_fingerprint": model_fingerprint(trainer.ref_model)} if evaluate else {}
+
+    trainer.add_callback(MetricsCallback(run, policy, None, extra=extra))
+    quiet_trainer(trainer)
+    trainer.train()
+    out = run.run_dir / "adapter"
+    trainer.model.save_pretrained(str(out))
+    parts.tokenizer.save_pretrained(str(out))
+    last = run.metrics.records[-1]
+    return {"method": "trdpo", "steps": last["generation"], "heldout_reward": last.get("heldout_reward"),
+            "start_heldout_reward": run.metrics.records[0]["heldout_reward"], "wall_s": last["wall_s"],
+            "samples": last["samples"], "pairs": len(pairs), "adapter": str(out), "full_model": True}
