@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 
@@ -67,3 +68,24 @@ def write_job_info(run_dir: Path, info: dict) -> None:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(info, indent=2))
     os.replace(tmp, path)
+
+
+class Stopwatch:
+    """Accumulates named durations: ``with watch("eval"): ...`` then ``watch.seconds``."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, name: str):
+        return _Lap(self, name)
+
+
+class _Lap:
+    def __init__(self, watch: Stopwatch, name: str):
+        self.watch, self.name = watch, name
+
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc):
+        self.watch.seconds[self.name] = self.watch.seconds.get(self.name, 0.0) + time.perf_counter() - self.t0

@@ -25,7 +25,7 @@ from essa_hpc.evaluation import evaluate_population, heldout_score
 from essa_hpc.model import model_fingerprint
 from essa_hpc.preempt import EXIT_PREEMPTED, PreemptionFlag, requeue_self, test_signal_hook
 from essa_hpc.resume import restore_space_check
-from essa_hpc.runlog import MetricsLog
+from essa_hpc.runlog import MetricsLog, Stopwatch
 
 log = logging.getLogger(__name__)
 
@@ -95,55 +95,16 @@ class Trainer:
 
     # --- loop -------------------------------------------------------------------
     def run(self) -> int:
-        cfg, comm, p = self.cfg, self.comm, self.parts
-        lam, total = cfg.strategy.population, cfg.run.generations
+        cfg, comm = self.cfg, self.comm
         if self.generation == 0:
-            start = self.heldout_reward(self.strategy.mean)
-            log.info("held-out reward at start: %.4f  (sigma0=%.4g)", start, initial_sigma(cfg, self.space))
-            self.metrics.write({"generation": 0, "heldout_reward": start, "adapter_sha256":
-                                self.space.digest(self.strategy.mean), "sigma0": initial_sigma(cfg, self.space)})
-        bar = tqdm(total=total, initial=self.generation, disable=not (comm.is_root and cfg.run.progress),
-                   desc="ES", unit="gen", dynamic_ncols=True)
-        while self.generation < total:
-            t0, sent0 = time.perf_counter(), comm.bytes_sent
-            test_signal_hook(self.generation, comm.rank)
-            items = self.task.minibatch(self.generation, cfg.task.batch_size)
-            t_ask = time.perf_counter()
-            cands = self.strategy.ask()
-            ask_s = time.perf_counter() - t_ask
-            res = evaluate_population(p.rollout, self.space, p.rewarder, cands, items, cfg, comm, self.generation)
-            t_comm = time.perf_counter()
-            summed = comm.allreduce_sum(np.append(res.rewards_local, res.new_tokens))
-            comm_s = time.perf_counter() - t_comm
-            rewards, tokens = summed[:lam], int(summed[lam])
-            t_tell = time.perf_counter()
-            info = self.strategy.tell(rewards)
-            self.space.after_tell(cands, info.pop("update_coefficients", None))
-            tell_s = time.perf_counter() - t_tell
-            self.generation += 1
-            mean = self.strategy.mean
-            digest = self.space.digest(mean)
-            if cfg.run.checksum_every and self.generation % cfg.run.checksum_every == 0:
-                self.check_ranks_agree(digest)
-            record = {"generation": self.generation, "reward_mean": float(rewards.mean()),
-                      "reward_max": float(rewards.max()), "reward_min": float(rewards.min()),
-                      "reward_ties": int(len(rewards) - len(np.unique(rewards))), "new_tokens": tokens,
-                      "eval_s": res.eval_s, "ask_s": ask_s, "tell_s": tell_s, "comm_s": comm_s, **info}
-            last = self.generation == total
-            if last or (cfg.run.eval_every and self.generation % cfg.run.eval_every == 0):
-                t_h = time.perf_counter()
-                record["heldout_reward"] = self.heldout_reward(mean)
-                record["heldout_s"] = time.perf_counter() - t_h
-            stop = comm.any(self.preempt.requested)
-            record.update(adapter_sha256=digest, bytes_sent=comm.bytes_sent - sent0)
-            record["step_s"] = time.perf_counter() - t0
-            record["ckpt_s"] = None  # the copy inside the checkpoint cannot time itself
-            if last or stop or self.generation % cfg.ckpt.every == 0:
-                record["ckpt_s"] = self.save_checkpoint(record)
-            self.metrics.write(record)
+            self.log_start()
+        bar = tqdm(total=cfg.run.generations, initial=self.generation, desc="ES", unit="gen", dynamic_ncols=True,
+                   disable=not (comm.is_root and cfg.run.progress))
+        while self.generation < cfg.run.generations:
+            record, stop = self.step()
             bar.update(1)
             bar.set_postfix(reward=f"{record['reward_mean']:.3f}", heldout=record.get("heldout_reward", ""))
-            if stop and not last:  # a finished run just finishes
+            if stop:
                 bar.close()
                 log.warning("preemption (%s): checkpointed generation %d, exiting with %d",
                             self.preempt.signal_name or "another rank", self.generation, EXIT_PREEMPTED)
@@ -153,5 +114,52 @@ class Trainer:
         bar.close()
         if comm.is_root:
             self.space.export(self.strategy.mean, self.run_dir / "adapter")
-            log.info("exported PEFT adapter to %s", self.run_dir / "adapter")
+            log.info("exported the adapter to %s", self.run_dir / "adapter")
         return 0
+
+    def log_start(self) -> None:
+        sigma0 = initial_sigma(self.cfg, self.space)
+        start = self.heldout_reward(self.strategy.mean)
+        log.info("held-out reward at start: %.4f  (sigma0=%.4g)", start, sigma0)
+        self.metrics.write({"generation": 0, "heldout_reward": start, "sigma0": sigma0,
+                            "adapter_sha256": self.space.digest(self.strategy.mean)})
+
+    def step(self) -> tuple[dict, bool]:
+        """One generation on this rank; returns its metrics record and whether to stop (preempted)."""
+        cfg, comm, p, lam = self.cfg, self.comm, self.parts, self.cfg.strategy.population
+        watch, sent0 = Stopwatch(), comm.bytes_sent
+        with watch("step"):
+            test_signal_hook(self.generation, comm.rank)
+            items = self.task.minibatch(self.generation, cfg.task.batch_size)           # seeds -> prompts
+            with watch("ask"):
+                cands = self.strategy.ask()                                             # seeds -> candidates
+            with watch("eval"):
+                res = evaluate_population(p.rollout, self.space, p.rewarder, cands, items, cfg, comm,
+                                          self.generation)                              # own groups only
+            with watch("comm"):
+                summed = comm.allreduce_sum(np.append(res.rewards_local, res.new_tokens))  # λ+1 floats
+            rewards = summed[:lam]
+            with watch("tell"):
+                info = self.strategy.tell(rewards)                                      # same update everywhere
+                self.space.after_tell(cands, info.pop("update_coefficients", None))
+            self.generation += 1
+            mean = self.strategy.mean
+            digest = self.space.digest(mean)
+            if cfg.run.checksum_every and self.generation % cfg.run.checksum_every == 0:
+                self.check_ranks_agree(digest)
+            last = self.generation == cfg.run.generations
+            record = {"generation": self.generation, "reward_mean": float(rewards.mean()),
+                      "reward_max": float(rewards.max()), "reward_min": float(rewards.min()),
+                      "reward_ties": int(lam - len(np.unique(rewards))), "new_tokens": int(summed[lam]),
+                      "samples": lam * len(items), **info}
+            if last or (cfg.run.eval_every and self.generation % cfg.run.eval_every == 0):
+                with watch("heldout"):
+                    record["heldout_reward"] = self.heldout_reward(mean)
+            stop = comm.any(self.preempt.requested) and not last  # a finished run just finishes
+        record.update({f"{k}_s": v for k, v in watch.seconds.items()}, adapter_sha256=digest,
+                      bytes_sent=comm.bytes_sent - sent0)
+        record["ckpt_s"] = None  # the copy inside the checkpoint cannot time itself
+        if last or stop or self.generation % cfg.ckpt.every == 0:
+            record["ckpt_s"] = self.save_checkpoint(record)
+        self.metrics.write(record)
+        return record, stop
