@@ -6,6 +6,7 @@ lazy so ``--help`` and config errors answer in well under a second.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 EPILOG = """\
@@ -87,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# command -> "module:function" under essa_hpc.launch, imported only when used
+COMMANDS = {"eval": "eval_cmd:run_eval", "export": "eval_cmd:run_export", "sft": "sft_cmd:run_sft",
+            "baseline": "baseline_cmd:run_baseline", "inspect": "inspect_cmd:run_inspect",
+            "submit": "submit_cmd:run_submit", "status": "inspect_cmd:run_status", "config": "inspect_cmd:run_config"}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     # Overrides may follow options (`train cfg.yaml --run-dir d run.seed=1`); argparse
@@ -107,36 +114,13 @@ def main(argv: list[str] | None = None) -> int:
             flag = PreemptionFlag().install()
             from essa_hpc.launch.train_cmd import run_train
             return run_train(args, flag)
-        if args.command == "eval":
-            from essa_hpc.launch.eval_cmd import run_eval
-            return run_eval(args)
-        if args.command == "export":
-            from essa_hpc.launch.eval_cmd import run_export
-            return run_export(args)
-        if args.command == "sft":
-            from essa_hpc.launch.sft_cmd import run_sft
-            return run_sft(args)
-        if args.command == "baseline":
-            from essa_hpc.launch.baseline_cmd import run_baseline
-            return run_baseline(args)
-        if args.command == "inspect":
-            from essa_hpc.launch.inspect_cmd import run_inspect
-            return run_inspect(args)
-        if args.command == "submit":
-            from essa_hpc.launch.submit_cmd import run_submit
-            return run_submit(args)
-        if args.command == "status":
-            from essa_hpc.launch.inspect_cmd import run_status
-            return run_status(args)
-        if args.command == "config":
-            from essa_hpc.launch.inspect_cmd import run_config
-            return run_config(args)
+        module, function = COMMANDS[args.command].split(":")
+        return getattr(importlib.import_module(f"essa_hpc.launch.{module}"), function)(args)
     except ConfigError as exc:
         from essa_hpc.comm import env_rank
         if env_rank() == 0:  # every rank hits the same config error; one line is enough
             print(f"essa-hpc {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    return 1
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Rewards score the completion only, never the prompt.
 """
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 
 from essa_hpc import seeding
@@ -17,13 +18,21 @@ class Task(ABC):
         self.cfg = cfg
         self.run_seed = run_seed
 
-    @abstractmethod
+    def split(self) -> tuple[list[dict], list[dict]]:
+        """(training pool, held-out set), loaded once. Override this, or both accessors below."""
+        raise NotImplementedError
+
+    @functools.cached_property
+    def _split(self) -> tuple[list[dict], list[dict]]:
+        return self.split()
+
     def train_pool(self) -> list[dict]:
         """Items training mini-batches are drawn from (may be large)."""
+        return self._split[0]
 
-    @abstractmethod
     def heldout(self) -> list[dict]:
         """The fixed held-out set (independent of the run seed)."""
+        return self._split[1]
 
     @abstractmethod
     def score(self, item: dict, completion: str) -> float:

@@ -159,20 +159,13 @@ def check_config(cfg) -> None:
 
 
 class CountdownTask(Task):
-    @functools.cached_property
-    def _split(self) -> tuple[list[dict], list[dict]]:
+    def split(self) -> tuple[list[dict], list[dict]]:
         if self.cfg.data_path:
             return data.train_and_heldout(self.cfg, row_to_item)
         # Seed 0, not the run seed: every run sees the same problems (as in arithmetic).
         heldout = _generate(seeding.rng(0, "heldout", 4), self.cfg.heldout_size, set())
         train = _generate(seeding.rng(0, "train_items", 4), TRAIN_POOL_SIZE, {it["key"] for it in heldout})
         return train, heldout
-
-    def train_pool(self) -> list[dict]:
-        return self._split[0]
-
-    def heldout(self) -> list[dict]:
-        return self._split[1]
 
     def score(self, item: dict, completion: str) -> float:
         return answer_score(completion, item["numbers"], item["target"])

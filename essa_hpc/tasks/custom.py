@@ -9,7 +9,6 @@ prompt, answer (``item["answer"]`` as stored; extra columns are kept in the item
 """
 from __future__ import annotations
 
-import functools
 import importlib
 
 from essa_hpc.config import ConfigError
@@ -58,18 +57,11 @@ class CustomTask(Task):
         super().__init__(cfg, run_seed)
         self.fn = load_reward_fn(cfg.reward_fn)
 
-    @functools.cached_property
-    def _split(self) -> tuple[list[dict], list[dict]]:
+    def split(self) -> tuple[list[dict], list[dict]]:
         if self.cfg.data_path:
             return data.train_and_heldout(self.cfg, row_to_item)
         generated = ArithmeticTask(self.cfg, self.run_seed)
         return generated.train_pool(), generated.heldout()
-
-    def train_pool(self) -> list[dict]:
-        return self._split[0]
-
-    def heldout(self) -> list[dict]:
-        return self._split[1]
 
     def score(self, item: dict, completion: str) -> float:
         return float(self.fn(item, completion))

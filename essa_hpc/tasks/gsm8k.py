@@ -12,7 +12,6 @@ partial credit by distance during training only.
 """
 from __future__ import annotations
 
-import functools
 import re
 
 from essa_hpc.config import ConfigError
@@ -62,8 +61,7 @@ def _hub_rows(split: str) -> list[dict]:
 
 
 class GSM8KTask(Task):
-    @functools.cached_property
-    def _split(self) -> tuple[list[dict], list[dict]]:
+    def split(self) -> tuple[list[dict], list[dict]]:
         cfg = self.cfg
         if cfg.data_path:
             return data.train_and_heldout(cfg, row_to_item)
@@ -76,12 +74,6 @@ class GSM8KTask(Task):
         heldout = [row_to_item(r, f"{where} {i}") for i, r in enumerate(rows[:cfg.heldout_size])]
         seen = {it["prompt"] for it in heldout}
         return [it for it in train if it["prompt"] not in seen], heldout
-
-    def train_pool(self) -> list[dict]:
-        return self._split[0]
-
-    def heldout(self) -> list[dict]:
-        return self._split[1]
 
     def score(self, item: dict, completion: str) -> float:
         return 1.0 if numbers_equal(final_number(completion), item["answer"]) else 0.0

@@ -171,8 +171,7 @@ def _hub_rows(repo: str, split: str) -> list[dict]:
 
 
 class MathTask(Task):
-    @functools.cached_property
-    def _split(self) -> tuple[list[dict], list[dict]]:
+    def split(self) -> tuple[list[dict], list[dict]]:
         if self.cfg.data_path:
             return data.train_and_heldout(self.cfg, row_to_item)
         heldout = [row_to_item(r, f"{HUB_HELDOUT[0]} row {i}")
@@ -180,12 +179,6 @@ class MathTask(Task):
         seen = {it["prompt"] for it in heldout}
         train = [row_to_item(r, f"{HUB_TRAIN[0]} row {i}") for i, r in enumerate(_hub_rows(*HUB_TRAIN))]
         return [it for it in train if it["prompt"] not in seen], heldout
-
-    def train_pool(self) -> list[dict]:
-        return self._split[0]
-
-    def heldout(self) -> list[dict]:
-        return self._split[1]
 
     def score(self, item: dict, completion: str) -> float:
         pred = last_boxed(completion)
