@@ -70,7 +70,8 @@ class TaskConfig:
     kind: str = opt("arithmetic", "Task: arithmetic | countdown | gsm8k | math | rg:<name> | custom")
     batch_size: int = opt(16, "Prompts per candidate per generation (the ESSA mini-batch)")
     heldout_size: int = opt(100, "Held-out problems used for heldout_reward (fixed set)")
-    train_reward: str = opt("exact", "Training reward: exact | dense (partial credit by distance to gold); "
+    train_reward: str = opt("exact", "Training reward: exact | dense (partial credit by distance to gold) | "
+                            "tiebreak (exact; partial credit only orders candidates with equal exact scores); "
                             "held-out is always exact")
     system_prompt: str = opt("Answer with the number only.", "System message; replaces the model's default one")
     digits: int = opt(2, "arithmetic: digits per operand")
@@ -326,7 +327,7 @@ def validate(cfg: Config, world_size: int = 1) -> None:
     check_task_config(cfg.task)
     _positive(cfg.task.batch_size, "task.batch_size")
     _positive(cfg.task.heldout_size, "task.heldout_size")
-    _choice(cfg.task.train_reward, ["exact", "dense"], "task.train_reward")
+    _choice(cfg.task.train_reward, ["exact", "dense", "tiebreak"], "task.train_reward")
     _choice(cfg.rollout.backend, ["hf", "vllm"], "rollout.backend")
     _positive(cfg.rollout.max_new_tokens, "rollout.max_new_tokens")
     _positive(cfg.rollout.group_size, "rollout.group_size")

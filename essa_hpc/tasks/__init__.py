@@ -31,8 +31,9 @@ def check_task_config(cfg: TaskConfig) -> None:
     family = _family(cfg.kind)
     if family not in registry() or cfg.kind == "rg":
         raise ConfigError(f"task.kind={cfg.kind!r} is not one of: {', '.join(kinds)}")
-    if cfg.train_reward == "dense" and family not in ("arithmetic", "gsm8k"):
-        raise ConfigError(f"task.train_reward=dense is for numeric answers (arithmetic, gsm8k), not {cfg.kind}")
+    if cfg.train_reward != "exact" and family not in ("arithmetic", "gsm8k"):
+        raise ConfigError(f"task.train_reward={cfg.train_reward} is for numeric answers (arithmetic, gsm8k), "
+                          f"not {cfg.kind}")
     modules = {"countdown": countdown, "gsm8k": gsm8k, "math": math_task, "rg": rg, "custom": custom}
     if family in modules:
         modules[family].check_config(cfg)

@@ -121,3 +121,19 @@ def dense_score(pred: float | None, gold: float) -> float:
 
 def dense_reward(completion: str, gold: float) -> float:
     return dense_score(last_number(completion), gold)
+
+
+# Weight of partial credit under train_reward=tiebreak: small enough that a mean over any
+# mini-batch of at most 500 prompts can never outweigh one more exact answer.
+TIEBREAK_WEIGHT = 1e-3
+
+
+def numeric_train_reward(kind: str, pred: float | None, gold: float) -> float:
+    """Training reward for numeric answers: exact (0/1), dense (partial credit), or
+    tiebreak (exact, with partial credit only deciding between otherwise equal candidates)."""
+    if kind == "dense":
+        return dense_score(pred, gold)
+    exact = 1.0 if numbers_equal(pred, gold) else 0.0
+    if kind == "tiebreak" and not exact:
+        return TIEBREAK_WEIGHT * dense_score(pred, gold)
+    return exact

@@ -2,14 +2,14 @@
 
 The held-out set is fixed (independent of the run seed) and training draws never
 contain a held-out problem. Reward: exact answer on the last number in the
-completion; ``task.train_reward=dense`` gives partial credit during training.
+completion; ``task.train_reward`` dense/tiebreak add partial credit during training.
 """
 from __future__ import annotations
 
 import functools
 
 from essa_hpc import seeding
-from essa_hpc.tasks.answers import dense_reward, exact_reward
+from essa_hpc.tasks.answers import exact_reward, last_number, numeric_train_reward
 from essa_hpc.tasks.base import Task
 
 _OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
@@ -52,9 +52,7 @@ class ArithmeticTask(Task):
         return exact_reward(completion, item["answer"])
 
     def reward(self, item: dict, completion: str) -> float:
-        if self.cfg.train_reward == "dense":
-            return dense_reward(completion, item["answer"])
-        return exact_reward(completion, item["answer"])
+        return numeric_train_reward(self.cfg.train_reward, last_number(completion), item["answer"])
 
     def sft_target(self, item: dict) -> str:
         return str(item["answer"])

@@ -16,7 +16,7 @@ import re
 
 from essa_hpc.config import ConfigError
 from essa_hpc.tasks import data
-from essa_hpc.tasks.answers import dense_score, final_number, numbers_equal, number_after_marker, parse_number
+from essa_hpc.tasks.answers import final_number, number_after_marker, numbers_equal, numeric_train_reward, parse_number
 from essa_hpc.tasks.base import Task
 
 HUB_ID, HUB_CONFIG = "openai/gsm8k", "main"
@@ -79,9 +79,7 @@ class GSM8KTask(Task):
         return 1.0 if numbers_equal(final_number(completion), item["answer"]) else 0.0
 
     def reward(self, item: dict, completion: str) -> float:
-        if self.cfg.train_reward == "dense":
-            return dense_score(final_number(completion), item["answer"])
-        return self.score(item, completion)
+        return numeric_train_reward(self.cfg.train_reward, final_number(completion), item["answer"])
 
     def sft_target(self, item: dict) -> str:
         """The worked solution when the data has one, else a one-line answer; both end in '#### N'."""

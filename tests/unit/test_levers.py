@@ -47,3 +47,17 @@ def test_prompt_template_and_raw_prompts():
     assert p.rollout.render(item) == item["prompt"]
     with pytest.raises(config.ConfigError, match="must contain"):
         config.load(TINY, ["task.prompt_template=What is it?"]).validate()
+
+
+def test_tiebreak_reward_orders_only_candidates_with_equal_exact_scores():
+    from essa_hpc.tasks.answers import numeric_train_reward
+
+    gold = 57
+    assert numeric_train_reward("tiebreak", 57, gold) == 1.0
+    near, far = numeric_train_reward("tiebreak", 58, gold), numeric_train_reward("tiebreak", 90, gold)
+    assert 0 < far < near < 0.001 and numeric_train_reward("tiebreak", None, gold) == 0.0
+    # one more exact answer in a 500-prompt batch always beats any amount of partial credit
+    one_more_exact = (1.0 + 499 * 0.0) / 500
+    all_near = (0.0 + 499 * near + near) / 500
+    assert one_more_exact > all_near
+    assert numeric_train_reward("exact", 58, gold) == 0.0 and numeric_train_reward("dense", 58, gold) > 0.4
