@@ -78,8 +78,9 @@ def main() -> int:
             return 1
         print(f"SFT took {time.time() - t0:.0f} s")
     mpi = [str(BIN / "mpiexec"), "-n", str(args.ranks)] if args.ranks > 1 else []
+    previous = json.loads((out / "summary.json").read_text()) if (out / "summary.json").is_file() else {}
     summary = {"study": args.study, "ranks": args.ranks, "sft": json.loads((sft_dir / "sft_summary.json").read_text()),
-               "arms": {}}
+               "arms": previous.get("arms", {})}  # --only runs add to, not replace, earlier arms
     for arm in spec["arms"]:
         if args.only and arm["name"] not in args.only:
             continue
@@ -95,7 +96,7 @@ def main() -> int:
                 summarise(run_dir)
             (out / "summary.json").write_text(json.dumps(summary, indent=1))
     for name, arm in summary["arms"].items():
-        ends = [(v["start"], v["end"]) for k, v in arm.items() if k.startswith("seed")]
+        ends = [(v["start"], v["end"]) for k, v in arm.items() if k.startswith("seed") and v["start"] is not None]
         print(f"{name:32s} " + "  ".join(f"{s:.3f}->{e:.3f}" for s, e in ends if s is not None and e is not None))
     return 0
 
