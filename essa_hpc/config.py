@@ -329,6 +329,9 @@ def validate(cfg: Config, world_size: int = 1) -> None:
     _positive(cfg.task.heldout_size, "task.heldout_size")
     _choice(cfg.task.train_reward, ["exact", "dense", "tiebreak"], "task.train_reward")
     _choice(cfg.rollout.backend, ["hf", "vllm"], "rollout.backend")
+    if cfg.rollout.backend == "vllm":
+        raise ConfigError("rollout.backend=vllm is not implemented yet (vLLM serves one adapter per call, not "
+                          "per-row singular values); use rollout.backend=hf")
     _positive(cfg.rollout.max_new_tokens, "rollout.max_new_tokens")
     _positive(cfg.rollout.group_size, "rollout.group_size")
     _positive(cfg.rollout.max_rows, "rollout.max_rows")

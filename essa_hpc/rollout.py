@@ -6,8 +6,8 @@ space first, so one ``generate`` call can serve many candidates (DESIGN.md,
 "Population-batched evaluation"). Rows map one-to-one to sequences: no beam
 search, one sequence per prompt.
 
-``vllm`` is an optional extra for GPU clusters; it can only serve one adapter per
-call and is not wired into population batching yet.
+``vllm`` (an optional extra for GPU clusters) is not implemented: vLLM serves one
+adapter per call, and population batching needs per-row singular values.
 """
 from __future__ import annotations
 
@@ -79,6 +79,4 @@ class HFRollout:
 
 
 def build_rollout(model, tokenizer, cfg: Config):
-    if cfg.rollout.backend == "vllm":
-        raise NotImplementedError("rollout.backend=vllm is not implemented yet; use hf")
-    return HFRollout(model, tokenizer, cfg)
+    return HFRollout(model, tokenizer, cfg)  # config validation rejects rollout.backend=vllm for now

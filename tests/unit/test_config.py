@@ -27,6 +27,7 @@ def no_model_load(monkeypatch):
     (["population=8"], "bad override 'population=8'"),
     (["task.kind=chess"], "task.kind='chess' is not one of"),
     (["strategy.kind=sgd"], "strategy.kind='sgd' is not one of: cma_es, open_es"),
+    (["rollout.backend=vllm"], "rollout.backend=vllm is not implemented yet"),
 ])
 def test_bad_config_is_one_line_error_before_model_load(overrides, message, capsys, no_model_load, tmp_path):
     code = cli.main(["train", str(TINY), *overrides, "--run-dir", str(tmp_path / "run")])
