@@ -30,7 +30,8 @@ from essa_hpc.strategies.base import Strategy, rng_state, set_rng_state
 STATE_ATTRS = ["mean", "sigma", "countiter", "countevals", "pc", "mean_old", "adapt_sigma.ps",
                "sigma_vec.scaling", "sigma_vec.is_identity", "sm.C", "sm.B", "sm.D",
                "sm._inverse_root_C", "sm.last_update", "sm.count_tell", "sm.count_eigen",
-               "sm.updated_after_eigen", "_flgtelldone", "fit.fit", "fit.hist"]
+               "sm.updated_after_eigen", "_flgtelldone", "fit.fit", "fit.hist",
+               "adapt_sigma.s", "adapt_sigma.delta"]  # TPA (dim >= 300); CSA keeps adapt_sigma.ps
 
 
 def _get(obj, dotted: str):
@@ -113,17 +114,20 @@ class CMAES(Strategy):
                 current = _get(self.es, attr)
                 if isinstance(current, np.ndarray):
                     value = np.array(value, dtype=current.dtype)
-                elif isinstance(current, (bool, np.bool_)):
-                    value = bool(value)
-                elif isinstance(current, (int, np.integer)) and not isinstance(current, bool):
-                    value = int(value)
-                elif isinstance(current, (float, np.floating)):
-                    value = float(value)
                 elif isinstance(current, list):
                     value = list(np.asarray(value).tolist())
+                elif np.ndim(value) == 0:
+                    # the stored kind wins: a fresh object may hold int 0 where the run holds a float
+                    value = np.asarray(value).item()
                 _set(self.es, attr, value)
         if not hasattr(self.es, "timer"):  # pycma only creates its wall-clock timer on the first ask
             from cma.utilities.utils import ElapsedWCTime
             self.es.timer = ElapsedWCTime()
+        # pycma prepares the next ask's injected directions (TPA's mean-shift pair) at the end
+        # of tell from mean - mean_old; rebuild them from the restored arrays rather than
+        # store them, so a restore (resume, or undoing a flat tell) matches the state exactly.
+        self.es.pop_injection_directions, self.es.pop_injection_solutions = [], []
+        if self.es.countiter > 0:
+            self.es._prepare_injection_directions()
         set_rng_state(self._rng, json.loads(state["rng"]))
         self._asked = None

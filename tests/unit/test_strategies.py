@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from essa_hpc import checkpoint
 from essa_hpc.strategies.cma_es import CMAES
 from essa_hpc.strategies.open_es import OpenES
 from essa_hpc.strategies.shaping import centered_rank, z_score
@@ -103,3 +104,31 @@ def test_cma_flat_fitness_gives_no_update_but_new_candidates(covariance):
     r.ask()
     r.tell(np.full(8, 0.25))
     assert not np.array_equal(r.mean, before)
+
+
+@pytest.mark.parametrize("flat_before_save", [False, True])
+def test_cma_resume_at_tpa_dimension(flat_before_save, tmp_path):
+    # pycma switches to TPA step-size control at dim >= 300 (SmolLM's ESSA space is ~1,900):
+    # its next mean-shift samples are prepared at the end of tell and must survive a restore,
+    # also right after a tell that ties=skip undid.
+    dim = 320
+    target = np.linspace(-1, 1, dim)
+
+    def reward(x):
+        return -np.sum((x - target) ** 2, axis=1)
+
+    a = CMAES(np.zeros(dim), 16, 0.3, 0, covariance="separable", mirrored=True)
+    assert type(a.es.adapt_sigma).__name__ == "CMAAdaptSigmaTPA"
+    for _ in range(5):
+        a.tell(reward(a.ask()))
+    if flat_before_save:
+        a.ask()
+        assert a.tell(np.zeros(16))["skipped_flat"]
+    checkpoint.save(tmp_path, 6, {"strategy": a.state_dict()}, {}, keep=1)  # through HDF5, as on resume
+    b = CMAES(np.zeros(dim), 16, 0.3, 0, covariance="separable", mirrored=True)
+    b.load_state_dict(checkpoint.load(checkpoint.checkpoint_path(tmp_path, 6))["state"]["strategy"])
+    for _ in range(5):
+        xa, xb = a.ask(), b.ask()
+        assert np.array_equal(xa, xb)
+        a.tell(reward(xa)); b.tell(reward(xb))
+    assert np.array_equal(a.mean, b.mean) and a.es.sigma == b.es.sigma
