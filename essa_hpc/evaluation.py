@@ -17,6 +17,7 @@ import numpy as np
 from essa_hpc import seeding
 from essa_hpc.comm import Comm
 from essa_hpc.rewards import RewardRunner
+from essa_hpc.runlog import Stopwatch
 
 
 def candidate_groups(population: int, group_size: int) -> list[range]:
@@ -40,29 +41,37 @@ class PopulationResult:
     rewards_local: np.ndarray   # [population]; zero where another rank owns the candidate
     new_tokens: int
     eval_s: float
+    apply_s: float   # part of eval_s: adapters in and out of the model
+    reward_s: float  # part of eval_s: scoring the completions
 
 
 def evaluate_candidates(rollout, space, rewarder: RewardRunner, cands: np.ndarray, items: list[dict],
-                        max_rows: int, sample_key: tuple = ()) -> tuple[np.ndarray, int]:
-    """Mean training reward of each candidate in ``cands`` [C, dim] over ``items``."""
+                        max_rows: int, sample_key: tuple = (), watch: Stopwatch | None = None
+                        ) -> tuple[np.ndarray, int]:
+    """Mean training reward of each candidate in ``cands`` [C, dim] over ``items``.
+    ``watch`` (optional) accumulates apply/restore and reward-scoring seconds."""
+    watch = watch or Stopwatch()
     n_cands, n_items = len(cands), len(items)
     rewards = np.zeros(n_cands * n_items)
     tokens = 0
     try:
         for j, rows in enumerate(row_chunks(n_cands, n_items, max_rows, space.batched)):
-            space.apply(cands, rows // n_items)
+            with watch("apply"):
+                space.apply(cands, rows // n_items)
             seed = seeding.int_seed(0, "sampling", *sample_key, j)
             out = rollout.generate([items[i] for i in rows % n_items], sample_seed=seed)
-            rewards[rows] = rewarder.rewards([items[i] for i in rows % n_items], out.texts)
+            with watch("reward"):
+                rewards[rows] = rewarder.rewards([items[i] for i in rows % n_items], out.texts)
             tokens += out.new_tokens
     finally:
-        space.restore()
+        with watch("apply"):
+            space.restore()
     return rewards.reshape(n_cands, n_items).mean(axis=1), tokens
 
 
 def evaluate_population(rollout, space, rewarder, cands: np.ndarray, items: list[dict], cfg, comm: Comm,
                         generation: int) -> PopulationResult:
-    t0 = time.perf_counter()
+    t0, watch = time.perf_counter(), Stopwatch()
     local = np.zeros(len(cands))
     tokens = 0
     for g, group in enumerate(candidate_groups(len(cands), cfg.rollout.group_size)):
@@ -70,9 +79,10 @@ def evaluate_population(rollout, space, rewarder, cands: np.ndarray, items: list
             continue
         idx = np.asarray(group)
         local[idx], n = evaluate_candidates(rollout, space, rewarder, cands[idx], items, cfg.rollout.max_rows,
-                                            sample_key=(cfg.run.seed, generation, g))
+                                            sample_key=(cfg.run.seed, generation, g), watch=watch)
         tokens += n
-    return PopulationResult(local, tokens, time.perf_counter() - t0)
+    return PopulationResult(local, tokens, time.perf_counter() - t0, watch.seconds.get("apply", 0.0),
+                            watch.seconds.get("reward", 0.0))
 
 
 def heldout_score(rollout, space, scorer: RewardRunner, vector: np.ndarray | None, items: list[dict],

@@ -156,7 +156,8 @@ class Trainer:
                 with watch("heldout"):
                     record["heldout_reward"] = self.heldout_reward(mean)
             stop = comm.any(self.preempt.requested) and not last  # a finished run just finishes
-        record.update({f"{k}_s": v for k, v in watch.seconds.items()}, adapter_sha256=digest,
+        record.update({f"{k}_s": v for k, v in watch.seconds.items()}, apply_s=res.apply_s, reward_s=res.reward_s,
+                      adapter_sha256=digest,
                       bytes_sent=comm.bytes_sent - sent0)
         record["ckpt_s"] = None  # the copy inside the checkpoint cannot time itself
         if last or stop or self.generation % cfg.ckpt.every == 0:

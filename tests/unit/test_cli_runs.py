@@ -10,7 +10,8 @@ def test_train_then_eval_exported_adapter_matches_run(tmp_path):
     recs = metrics(run)
     assert [r["generation"] for r in recs] == [0, 1, 2, 3]
     assert "heldout_reward" in recs[0] and "heldout_reward" in recs[-1]
-    for key in ("reward_mean", "reward_max", "bytes_sent", "eval_s", "step_s", "adapter_sha256"):
+    for key in ("reward_mean", "reward_max", "bytes_sent", "eval_s", "apply_s", "reward_s", "step_s",
+                "adapter_sha256"):
         assert key in recs[1]
     assert recs[-1]["heldout_reward"] > 0  # a non-trivial score, so the equalities below mean something
     assert (run / "config.yaml").is_file() and (run / "adapter" / "adapter_config.json").is_file()
