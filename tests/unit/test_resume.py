@@ -123,3 +123,17 @@ def test_checkpoint_contents_and_keep(tmp_path):
     assert all(isinstance(r.get("ckpt_s"), float) for r in metrics(run)[1:])
     out = essa(["inspect", str(run)]).stdout
     assert f"generation   {GENS} of {GENS}" in out and "es.sigma" in out and "heldout_reward" in out
+
+
+def test_resume_bit_identical_when_cma_switches_to_tpa(tmp_path):
+    # At dim >= 300 pycma adapts sigma by TPA, whose state lives outside CSA's arrays (the
+    # SmolLM ESSA space is ~1,900 dims); 4 layers x 4 modules x 2 factors x rank 16 = 512.
+    big = ("model.name=tiny-random:64x4", "space.rank=16")
+    ref = tmp_path / "ref"
+    train(ref, None, *big, resume="never")
+    assert metrics(ref)[0]["sigma0"] > 0 and len(metrics(ref)) == GENS + 1
+    run = tmp_path / "run"
+    assert train(run, None, *big, preempt_at="3", check=False).returncode == EXIT_PREEMPTED
+    train(run, None, *big)
+    assert final_sha(run) == final_sha(ref)
+    assert_each_generation_once(run)
