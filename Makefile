@@ -34,9 +34,10 @@ test: venv
 test-fast: venv
 	$(BIN)/python -m pytest tests/unit -x -q
 
-# Benchmarks into bench/results/ (see BENCHMARKS.md); QUICK=1 for the short version.
+# Benchmarks into bench/results/ (see BENCHMARKS.md); QUICK=1 for the short version,
+# STUDY=1 for the slow ESSA-vs-GRPO study (hours) instead.
 bench: venv
-	$(BIN)/python tools/bench/run_all.py $(if $(QUICK),--quick,)
+	$(BIN)/python tools/bench/run_all.py $(if $(QUICK),--quick,) $(if $(STUDY),--study,)
 
 clean-runs:
 	rm -rf runs

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """ESSA versus GRPO on SmolLM2 arithmetic after the same SFT warm-up, several seeds.
 
-    python tools/bench/essa_vs_grpo.py --study runs/learning [--grpo-steps 40] [--seeds 0 1 2]
+    python tools/bench/essa_vs_grpo.py --study runs/learning --study-spec configs/studies/learning.yaml
+                                       [--seeds 0 1 2] [--grpo baseline.steps=200 ...]
 
 ESSA runs are taken from a finished learning study (tools/study_learning.py; its SFT
 adapter is the start of both methods). GRPO runs (TRL, same LoRA rank, same task,
@@ -58,18 +59,20 @@ def main() -> None:
     ap.add_argument("--study-spec", required=True, help="the study YAML it was run from")
     ap.add_argument("--arm", help="ESSA arm to compare (default: the first arm of the spec)")
     ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
-    ap.add_argument("--grpo", nargs="*", default=[], help="extra overrides for GRPO (baseline.* keys)")
+    ap.add_argument("--grpo", nargs="*", default=[], help="GRPO overrides (baseline.* keys), after the "
+                    "study spec's own `grpo:` list")
     args = ap.parse_args()
     study = ROOT / args.study
     spec = yaml.safe_load(Path(args.study_spec).read_text())
     arm = args.arm or spec["arms"][0]["name"]
+    grpo_overrides = [*spec.get("grpo", []), *args.grpo]
     methods = {"essa": [], "grpo": []}
     for seed in args.seeds:
         methods["essa"].append(essa_curves(study / arm / f"seed{seed}"))
         run = study / "grpo" / f"seed{seed}"
         if not (run / "adapter").is_dir():
             cmd = [str(BIN / "essa-hpc"), "baseline", "grpo", spec["config"], *spec.get("common", []),
-                   f"space.init={study / 'sft'}", f"run.seed={seed}", "run.progress=false", *args.grpo,
+                   f"space.init={study / 'sft'}", f"run.seed={seed}", "run.progress=false", *grpo_overrides,
                    "--run-dir", str(run)]
             print("+ " + " ".join(cmd), flush=True)
             subprocess.run(cmd, cwd=ROOT, check=True)
@@ -87,7 +90,7 @@ def main() -> None:
             report[name][f"samples_to_{other}_final"] = [first_reach(r["sample_curve"], target) for r in runs]
     print(json.dumps({**targets, **report}, indent=1))
     save("essa_vs_grpo", {"command": " ".join(["python tools/bench/essa_vs_grpo.py", *sys.argv[1:]]),
-                          **targets, "grpo_overrides": args.grpo, "report": report, "methods": methods,
+                          **targets, "grpo_overrides": grpo_overrides, "report": report, "methods": methods,
                           "essa_arm": arm})
 
 

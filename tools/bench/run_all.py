@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """`make bench`: every benchmark, each writing bench/results/<name>.json, then the plots.
 
-    python tools/bench/run_all.py [--quick]
+    python tools/bench/run_all.py [--quick | --study]
 
-Slow parts (full mode): rollout throughput (~5 min), scaling (~10 min), memory (~10 min),
-the ESSA-vs-GRPO study (hours; run it separately: tools/bench/essa_vs_grpo.py).
+Default: rollout throughput (~5 min), scaling (~12 min), memory (~5 min), plots.
+--quick: the same at small sizes (a few minutes). --study: the slow part, the ESSA-vs-GRPO
+study (about 2.5 hours on 2 cores; resumable: rerun the same command after an interruption).
 """
 from __future__ import annotations
 
@@ -15,20 +16,29 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 STEPS = ["rollout_throughput.py", "scaling.py", "memory.py", "plots.py"]
+STUDY = "configs/studies/learning.yaml"
+STUDY_STEPS = [  # hours; resumable, finished runs are skipped
+    ["tools/study_learning.py", STUDY, "--out", "runs/learning", "--ranks", "2"],
+    ["tools/bench/essa_vs_grpo.py", "--study", "runs/learning", "--study-spec", STUDY],
+    ["tools/bench/plots.py"],
+]
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes, minutes not hours")
+    ap.add_argument("--study", action="store_true", help="only the ESSA-vs-GRPO study: the learning study "
+                    "(3 ESSA seeds, ~30 min each) then 3 GRPO seeds (~10 min each) and the comparison")
     args = ap.parse_args()
-    for step in STEPS:
-        if not (HERE / step).is_file():
-            print(f"skip {step}: not present")
-            continue
-        cmd = [sys.executable, str(HERE / step)] + (["--quick"] if args.quick and step != "plots.py" else [])
+    if args.study:
+        cmds = [[sys.executable, *step] for step in STUDY_STEPS]
+    else:
+        cmds = [[sys.executable, str(HERE / step)] + (["--quick"] if args.quick and step != "plots.py" else [])
+                for step in STEPS]
+    for cmd in cmds:
         print("+ " + " ".join(cmd), flush=True)
         if subprocess.run(cmd, cwd=HERE.parents[1]).returncode != 0:
-            print(f"{step} failed", file=sys.stderr)
+            print(f"{cmd[1]} failed", file=sys.stderr)
             return 1
     return 0
 
