@@ -21,10 +21,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-
-
-def records(run_dir: Path) -> list[dict]:
-    return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+from study_learning import read_records  # noqa: E402  (tools/ is on sys.path when run as a script)
 
 
 def seed_row(name: str, run: dict) -> str:
@@ -67,8 +64,8 @@ def plot(arm: dict, name: str, out: Path) -> None:
 
 
 def rank_check(reference: Path, other: Path) -> str:
-    ref = {r["generation"]: r for r in records(reference)}
-    rows = records(other)
+    ref = {r["generation"]: r for r in read_records(reference)}
+    rows = read_records(other)
     same = [r["generation"] for r in rows if ref.get(r["generation"], {}).get("adapter_sha256") == r["adapter_sha256"]]
     held = [(r["generation"], r["heldout_reward"], ref[r["generation"]].get("heldout_reward"))
             for r in rows if "heldout_reward" in r and r["generation"] in ref]

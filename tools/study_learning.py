@@ -96,7 +96,7 @@ def main() -> int:
                 summarise(run_dir)
             (out / "summary.json").write_text(json.dumps(summary, indent=1))
     for name, arm in summary["arms"].items():
-        ends = [(v["start"], v["end"]) for k, v in arm.items() if k.startswith("seed") and v["start"] is not None]
+        ends = [(v["start"], v["end"]) for k, v in arm.items() if k.startswith("seed")]
         print(f"{name:32s} " + "  ".join(f"{s:.3f}->{e:.3f}" for s, e in ends if s is not None and e is not None))
     return 0
 
