@@ -2,13 +2,14 @@
 
 Every field carries its help text in ``metadata["help"]``; ``describe()`` renders
 the reference used by ``essa-hpc config`` and the README. ``validate()`` runs
-before any model loads, so a bad config fails in milliseconds with one line.
+before any model loads (``validation.py``), so a bad config fails fast with one line.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import re
 import typing
@@ -23,40 +24,43 @@ class ConfigError(ValueError):
     """A config problem the user can fix; the message is one line."""
 
 
-def opt(default, help: str):
+def opt(default, help: str, resumable: bool = True):
+    """A config field. ``resumable=False`` marks settings that define the search or the task:
+    a checkpoint written under one value cannot be continued under another."""
+    meta = {"help": help, "resumable": resumable}
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class ModelConfig:
     name: str = opt("tiny-random", "HF directory, hub id, a .gguf file, 'shipped:smollm2-135m-instruct', "
-                    "or 'tiny-random[:HIDDENxLAYERS]' (built in code, for tests)")
-    dtype: str = opt("float32", "Weights dtype on CPU/GPU: float32 | bfloat16 | float16")
-    quantize: str = opt("none", "Base-model quantization for ES evaluation: none | int8 (CPU dynamic int8)")
+                    "or 'tiny-random[:HIDDENxLAYERS]' (built in code, for tests)", resumable=False)
+    dtype: str = opt("float32", "Weights dtype on CPU/GPU: float32 | bfloat16 | float16", resumable=False)
+    quantize: str = opt("none", "Base-model quantization for ES evaluation: none | int8 (CPU dynamic int8)", resumable=False)
     cache_dir: str = opt("", "Where converted (GGUF->safetensors) models are cached; default ~/.cache/essa_hpc")
-    chat_template: bool = opt(True, "Wrap prompts with the tokenizer's chat template when it has one")
+    chat_template: bool = opt(True, "Wrap prompts with the tokenizer's chat template when it has one", resumable=False)
 
 
 @dataclass
 class SpaceConfig:
-    kind: str = opt("svd_lora", "Search space: svd_lora (ESSA) | lora (plain A/B) | full (ES-at-scale)")
-    rank: int = opt(8, "LoRA rank r")
-    alpha_fraction: float = opt(1.0, "ESSA alpha: fraction of each factor's singular values that is trainable (top ones)")
-    lora_alpha: float = opt(16.0, "LoRA scaling numerator (scale = lora_alpha / rank); ignored when init is a PEFT dir")
-    target_modules: list = opt(["q_proj", "k_proj", "v_proj", "o_proj"], "Module names that get LoRA")
-    init: str = opt("", "PEFT adapter directory to start from (the SFT adapter); empty = no-SFT init (A Kaiming, B zero)")
+    kind: str = opt("svd_lora", "Search space: svd_lora (ESSA) | lora (plain A/B) | full (ES-at-scale)", resumable=False)
+    rank: int = opt(8, "LoRA rank r", resumable=False)
+    alpha_fraction: float = opt(1.0, "ESSA alpha: fraction of each factor's singular values that is trainable (top ones)", resumable=False)
+    lora_alpha: float = opt(16.0, "LoRA scaling numerator (scale = lora_alpha / rank); ignored when init is a PEFT dir", resumable=False)
+    target_modules: list = opt(["q_proj", "k_proj", "v_proj", "o_proj"], "Module names that get LoRA", resumable=False)
+    init: str = opt("", "PEFT adapter directory to start from (the SFT adapter); empty = no-SFT init (A Kaiming, B zero)", resumable=False)
 
 
 @dataclass
 class StrategyConfig:
-    kind: str = opt("cma_es", "Strategy: cma_es | open_es")
-    population: int = opt(8, "Candidates per generation (lambda)")
+    kind: str = opt("cma_es", "Strategy: cma_es | open_es", resumable=False)
+    population: int = opt(8, "Candidates per generation (lambda)", resumable=False)
     sigma0: float = opt(0.1, "Initial step size; relative to the space's scale when sigma_relative")
     sigma_relative: bool = opt(True, "Multiply sigma0 by the space's typical scale (mean |s| for svd_lora)")
-    covariance: str = opt("separable", "cma_es covariance: full | separable (diagonal; fast for large dim)")
-    mirrored: bool = opt(True, "Antithetic +/- pairs (cma_es via pycma mirrors; open_es always mirrors)")
+    covariance: str = opt("separable", "cma_es covariance: full | separable (diagonal; fast for large dim)", resumable=False)
+    mirrored: bool = opt(True, "Antithetic +/- pairs (cma_es via pycma mirrors; open_es always mirrors)", resumable=False)
     ties: str = opt("skip", "cma_es on all-equal rewards: skip (no update; pycma would random-walk the mean) "
                     "| rank (pycma's arbitrary order)")
     learning_rate: float = opt(0.05, "open_es: step size of the optimizer (the paper's alpha for full space)")
@@ -67,22 +71,27 @@ class StrategyConfig:
 
 @dataclass
 class TaskConfig:
-    kind: str = opt("arithmetic", "Task: arithmetic | countdown | gsm8k | math | rg:<name> | custom")
+    kind: str = opt("arithmetic", "Task: arithmetic | countdown | gsm8k | math | rg:<name> | custom", resumable=False)
     batch_size: int = opt(16, "Prompts per candidate per generation (the ESSA mini-batch)")
-    heldout_size: int = opt(100, "Held-out problems used for heldout_reward (fixed set)")
+    heldout_size: int = opt(100, "Held-out problems used for heldout_reward (fixed set)", resumable=False)
     train_reward: str = opt("exact", "Training reward: exact | dense (partial credit by distance to gold) | "
                             "tiebreak (exact; partial credit only orders candidates with equal exact scores); "
-                            "held-out is always exact")
-    system_prompt: str = opt("Answer with the number only.", "System message; replaces the model's default one")
-    digits: int = opt(2, "arithmetic: digits per operand")
-    operators: str = opt("+-", "arithmetic: operators to draw from, any of '+-*'")
+                            "held-out is always exact", resumable=False)
+    system_prompt: str = opt("Answer with the number only.", "System message; replaces the model's default one", resumable=False)
+    digits: int = opt(2, "arithmetic: digits per operand", resumable=False)
+    operators: str = opt("+-", "arithmetic: operators to draw from, any of '+-*'", resumable=False)
     prompt_template: str = opt("What is {expr}?", "arithmetic: the question, with {expr} for e.g. '12+35'; "
-                               "'{expr}=' with model.chat_template=false gives short raw prompts")
-    data_path: str = opt("", "Dataset location for datasets-backed tasks: a save_to_disk dir or json/parquet files")
+                               "'{expr}=' with model.chat_template=false gives short raw prompts", resumable=False)
+    data_path: str = opt("", "Dataset location for datasets-backed tasks: a save_to_disk dir or json/parquet files", resumable=False)
     heldout_path: str = opt("", "Held-out split (same formats as data_path); its first heldout_size rows are the "
-                            "held-out set. Empty = the last heldout_size rows of data_path")
-    reward_fn: str = opt("", "custom: 'module:function' reward(item, completion) -> float")
-    reward_timeout_s: float = opt(2.0, "Per-completion reward time limit; a timeout scores 0")
+                            "held-out set. Empty = the last heldout_size rows of data_path", resumable=False)
+    reward_fn: str = opt("", "custom: 'module:function' reward(item, completion) -> float", resumable=False)
+    reward_timeout_s: float = opt(2.0, "Per-completion reward time limit in seconds (> 0); a timeout scores 0 "
+                                  "and is counted in reward_faults")
+    reward_isolation: str = opt("auto", "Where rewards run: process (a worker process killed and restarted on "
+                                "timeout: a hard limit, even for C code) | inline (in the rank, SIGALRM limit: "
+                                "cheaper, but C code cannot be interrupted) | auto (process for custom, math and "
+                                "rg:* rewards, inline for the built-in arithmetic, countdown and gsm8k rewards)")
 
 
 @dataclass
@@ -98,7 +107,7 @@ class RolloutConfig:
 @dataclass
 class RunConfig:
     generations: int = opt(10, "ES generations")
-    seed: int = opt(0, "Run seed; every random stream derives from it")
+    seed: int = opt(0, "Run seed; every random stream derives from it", resumable=False)
     eval_every: int = opt(5, "Held-out evaluation every N generations (also at start and end); 0 = start/end only")
     run_dir: str = opt("runs/default", "Output directory (metrics.jsonl, config.yaml, checkpoints, adapter)")
     checksum_every: int = opt(5, "Compare the adapter checksum across ranks every K generations")
@@ -165,15 +174,25 @@ class Config:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
     def validate(self, world_size: int = 1) -> None:
+        from essa_hpc.validation import validate  # validation imports this module
+
         validate(self, world_size)
 
 
 SECTIONS = [f.name for f in dataclasses.fields(Config)]
-# Settings that define the search; changing them makes a checkpoint meaningless.
-NON_RESUMABLE = ["model.name", "model.dtype", "model.quantize", "space.kind", "space.rank",
-                 "space.alpha_fraction", "space.lora_alpha", "space.target_modules", "space.init",
-                 "strategy.kind", "strategy.population", "strategy.covariance", "strategy.mirrored",
-                 "run.seed"]
+
+
+def non_resumable_keys() -> list[str]:
+    """'section.key' of every field marked ``resumable=False``: the settings that define the
+    search (model, space, strategy shape, seed) and the task (what the metrics measure)."""
+    keys = []
+    for sec in dataclasses.fields(Config):
+        cls = typing.get_type_hints(Config)[sec.name]
+        keys += [f"{sec.name}.{f.name}" for f in dataclasses.fields(cls) if not f.metadata["resumable"]]
+    return keys
+
+
+NON_RESUMABLE = non_resumable_keys()
 
 
 # --- building from dicts, YAML and overrides ---------------------------------
@@ -196,9 +215,12 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         try:
-            return float(value)
+            number = float(value)
         except ValueError:
             raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        if not math.isfinite(number):  # nan/inf would be accepted by every `< 0` check and learn nothing
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return number
     if typ is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
@@ -257,6 +279,20 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"duplicate key {key!r} (line {key_node.start_mark.line + 1}); "
+                                  f"each section and key may appear once")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load(path: str | os.PathLike | None, overrides: list[str] = ()) -> Config:
     data: dict = {}
     if path:
@@ -264,7 +300,9 @@ def load(path: str | os.PathLike | None, overrides: list[str] = ()) -> Config:
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}")
         try:
-            data = yaml.safe_load(p.read_text()) or {}
+            data = yaml.load(p.read_text(), Loader=_StrictLoader) or {}
+        except ConfigError as e:
+            raise ConfigError(f"config file {p}: {e}") from None
         except yaml.YAMLError as e:
             raise ConfigError(f"config file {p} is not valid YAML: {str(e).splitlines()[0]}") from None
         if not isinstance(data, dict):
@@ -279,102 +317,6 @@ def load(path: str | os.PathLike | None, overrides: list[str] = ()) -> Config:
 
 def save_yaml(cfg: Config, path: str | os.PathLike) -> None:
     Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-
-
-# --- validation ----------------------------------------------------------------
-
-def _choice(value: str, allowed: list[str], where: str) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{where}={value!r} is not one of: {', '.join(allowed)}")
-
-
-def _positive(value, where: str, minimum=1) -> None:
-    if value < minimum:
-        raise ConfigError(f"{where} must be >= {minimum}, got {value}")
-
-
-def validate(cfg: Config, world_size: int = 1) -> None:
-    from essa_hpc.model import check_model_name
-    from essa_hpc.tasks import check_task_config
-
-    check_model_name(cfg.model.name)
-    _choice(cfg.model.dtype, ["float32", "bfloat16", "float16"], "model.dtype")
-    _choice(cfg.model.quantize, ["none", "int8"], "model.quantize")
-    _choice(cfg.space.kind, ["svd_lora", "lora", "full"], "space.kind")
-    _positive(cfg.space.rank, "space.rank")
-    if not 0.0 < cfg.space.alpha_fraction <= 1.0:
-        raise ConfigError(f"space.alpha_fraction must be in (0, 1], got {cfg.space.alpha_fraction}")
-    if not cfg.space.target_modules:
-        raise ConfigError("space.target_modules must name at least one module")
-    if cfg.space.init and not Path(cfg.space.init, "adapter_config.json").is_file():
-        raise ConfigError(f"space.init={cfg.space.init!r} is not a PEFT adapter directory (no adapter_config.json)")
-    _choice(cfg.strategy.kind, ["cma_es", "open_es"], "strategy.kind")
-    _positive(cfg.strategy.population, "strategy.population", 2)
-    always_mirrored = cfg.strategy.kind == "open_es" and cfg.space.kind != "full"  # OpenAI-ES
-    if cfg.strategy.population % 2 and (always_mirrored or cfg.strategy.mirrored):
-        raise ConfigError(f"strategy.population must be even for mirrored sampling, got {cfg.strategy.population}")
-    if cfg.strategy.sigma0 <= 0:
-        raise ConfigError(f"strategy.sigma0 must be > 0, got {cfg.strategy.sigma0}")
-    _choice(cfg.strategy.covariance, ["full", "separable"], "strategy.covariance")
-    _choice(cfg.strategy.ties, ["skip", "rank"], "strategy.ties")
-    _choice(cfg.strategy.optimizer, ["sgd", "adam"], "strategy.optimizer")
-    _choice(cfg.strategy.shaping, ["centered_rank", "z_score"], "strategy.shaping")
-    if cfg.space.kind == "full" and cfg.model.quantize != "none":
-        raise ConfigError("model.quantize applies to the frozen base of LoRA spaces; the full space perturbs "
-                          "every weight and needs float weights")
-    if cfg.space.kind == "full" and cfg.strategy.kind != "open_es":
-        raise ConfigError("space.kind=full needs strategy.kind=open_es (CMA-ES cannot hold a full-model covariance)")
-    check_task_config(cfg.task)
-    _positive(cfg.task.batch_size, "task.batch_size")
-    _positive(cfg.task.heldout_size, "task.heldout_size")
-    _choice(cfg.task.train_reward, ["exact", "dense", "tiebreak"], "task.train_reward")
-    _choice(cfg.rollout.backend, ["hf", "vllm"], "rollout.backend")
-    if cfg.rollout.backend == "vllm":
-        raise ConfigError("rollout.backend=vllm is not implemented yet (vLLM serves one adapter per call, not "
-                          "per-row singular values); use rollout.backend=hf")
-    _positive(cfg.rollout.max_new_tokens, "rollout.max_new_tokens")
-    _positive(cfg.rollout.group_size, "rollout.group_size")
-    _positive(cfg.rollout.max_rows, "rollout.max_rows")
-    if cfg.rollout.temperature < 0:
-        raise ConfigError(f"rollout.temperature must be >= 0, got {cfg.rollout.temperature}")
-    _positive(cfg.run.generations, "run.generations")
-    if cfg.run.eval_every < 0 or cfg.run.checksum_every < 0 or cfg.run.threads < 0:
-        raise ConfigError("run.eval_every, run.checksum_every and run.threads must be >= 0")
-    _positive(cfg.ckpt.every, "ckpt.every")
-    _positive(cfg.ckpt.keep, "ckpt.keep")
-    _positive(cfg.sft.steps, "sft.steps")
-    _positive(cfg.sft.batch_size, "sft.batch_size")
-    if cfg.sft.learning_rate <= 0:
-        raise ConfigError(f"sft.learning_rate must be > 0, got {cfg.sft.learning_rate}")
-    validate_baseline(cfg.baseline)
-    if world_size > cfg.strategy.population:
-        raise ConfigError(f"more ranks ({world_size}) than candidates (strategy.population={cfg.strategy.population})")
-    groups = -(-cfg.strategy.population // cfg.rollout.group_size)
-    if world_size > groups:
-        raise ConfigError(f"more ranks ({world_size}) than candidate groups ({groups} groups of "
-                          f"rollout.group_size={cfg.rollout.group_size}); lower rollout.group_size")
-
-
-def validate_baseline(b: BaselineConfig) -> None:
-    for key in ("steps", "batch_size", "k", "tau"):
-        _positive(getattr(b, key), f"baseline.{key}", 2 if key == "k" else 1)
-    _positive(b.num_generations, "baseline.num_generations", 2)  # a group needs two samples for an advantage
-    for key in ("learning_rate", "temperature", "dpo_beta"):
-        if getattr(b, key) <= 0:
-            raise ConfigError(f"baseline.{key} must be > 0, got {getattr(b, key)}")
-    for key in ("max_completion_length", "beta", "eval_every", "prompts", "sft_weight"):
-        if getattr(b, key) < 0:
-            raise ConfigError(f"baseline.{key} must be >= 0, got {getattr(b, key)}")
-    _choice(b.loss_type, ["grpo", "dr_grpo", "dapo", "bnpo"], "baseline.loss_type")
-    _choice(b.scale_rewards, ["group", "batch", "none"], "baseline.scale_rewards")
-    if not 0.0 < b.alpha <= 1.0:
-        raise ConfigError(f"baseline.alpha must be in (0, 1], got {b.alpha}")
-    try:
-        temps = [float(t) for t in b.temperatures]
-    except (TypeError, ValueError):
-        raise ConfigError(f"baseline.temperatures must be numbers, got {b.temperatures!r}") from None
-    if not temps or min(temps) <= 0:
-        raise ConfigError(f"baseline.temperatures must be a non-empty list of numbers > 0, got {b.temperatures!r}")
 
 
 def describe() -> str:

@@ -47,6 +47,20 @@ def shipped_gguf(key: str) -> Path:
     return path
 
 
+# Linear layer names of the models whose architecture is known without loading them
+# (both are Llama): a target_modules typo is caught before any weights load.
+LLAMA_LINEARS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head"]
+
+
+def check_known_targets(name: str, targets: list[str]) -> None:
+    if not (_TINY.match(name) or name.startswith("shipped:")):
+        return  # other models are checked once loaded (spaces.adapter_io.target_linears)
+    missing = [t for t in targets if t not in LLAMA_LINEARS]
+    if missing:
+        raise ConfigError(f"space.target_modules: {missing} match no linear layer of {name}; its linear layers "
+                          f"are named: {', '.join(LLAMA_LINEARS)}")
+
+
 def check_model_name(name: str) -> None:
     if not name:
         raise ConfigError("model.name is empty")
@@ -63,6 +77,14 @@ def check_model_name(name: str) -> None:
             raise ConfigError(f"model path not found: {path}")
         if path.suffix == ".gguf" and not path.is_file():
             raise ConfigError(f"model.name={name!r} is not a GGUF file")
+        if path.is_file() and path.suffix != ".gguf":
+            raise ConfigError(f"model.name={name!r} is a file but not a .gguf; give an HF model directory, "
+                              f"a .gguf file or a hub id")
+        if path.is_file():
+            with open(path, "rb") as fh:
+                magic = fh.read(4)
+            if magic != b"GGUF":  # every GGUF file starts with these 4 bytes
+                raise ConfigError(f"model.name={name!r} is not a GGUF file (it does not start with the GGUF magic)")
         if path.is_dir() and not (path / "config.json").is_file():
             raise ConfigError(f"model directory {path} has no config.json")
 

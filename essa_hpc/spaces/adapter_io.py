@@ -30,9 +30,13 @@ class LoraStart:
 
 
 def target_linears(model: nn.Module, targets: list[str]) -> list[str]:
-    names = [n for n, m in model.named_modules() if n.split(".")[-1] in targets and isinstance(m, nn.Linear)]
-    if not names:
-        raise ConfigError(f"no nn.Linear modules named {targets} in the model")
+    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    names = [n for n in linears if n.split(".")[-1] in targets]
+    missing = [t for t in targets if not any(n.split(".")[-1] == t for n in names)]
+    if missing:  # one typo among valid names would otherwise go silently into the exported adapter
+        known = sorted({n.split(".")[-1] for n in linears})
+        raise ConfigError(f"space.target_modules: {missing} match no nn.Linear of the model; its linear layers "
+                          f"are named: {', '.join(known)}")
     return names
 
 
