@@ -44,16 +44,30 @@ class Comm:
         self._comm.Allreduce(values, out, op=MPI.SUM)
         return out
 
-    def any(self, flag: bool) -> bool:
+    def agree_max(self, value: int) -> int:
+        """The largest of every rank's ``value`` (a stop code, a flag), on every rank."""
         # int32 rather than bool: MPI reductions on C bool are not portable.
-        buf = np.array([1 if flag else 0], dtype=np.int32)
+        buf = np.array([int(value)], dtype=np.int32)
         self.bytes_sent += buf.nbytes
         if not self._comm:
-            return bool(flag)
+            return int(value)
         from mpi4py import MPI
         out = np.empty_like(buf)
         self._comm.Allreduce(buf, out, op=MPI.MAX)
-        return bool(out[0])
+        return int(out[0])
+
+    def any(self, flag: bool) -> bool:
+        return bool(self.agree_max(1 if flag else 0))
+
+    def flagged_ranks(self, flag: bool) -> list[int]:
+        """The ranks whose ``flag`` is set, on every rank (setup-time error agreement)."""
+        mine = np.array([1 if flag else 0], dtype=np.int32)
+        self.bytes_sent += mine.nbytes
+        if not self._comm:
+            return [0] if flag else []
+        every = np.empty(self.world, dtype=np.int32)
+        self._comm.Allgather(mine, every)
+        return [r for r in range(self.world) if every[r]]
 
     def mismatched_ranks(self, digest: str) -> list[int]:
         """Ranks whose digest differs from rank 0's; every rank gets the same answer."""

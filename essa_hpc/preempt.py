@@ -1,26 +1,32 @@
-"""Preemption: a signal only sets a flag; the trainer acts at a generation boundary.
+"""Preemption and Ctrl-C: a signal only sets a flag; the trainer acts at a generation boundary.
 
-SIGUSR1, SIGUSR2 (SLURM's warning signals, submitit uses USR2) and SIGTERM set the
-flag. At the end of each generation the ranks agree with one int32 allreduce
-(``Comm.any``), rank 0 checkpoints, and every rank exits with EXIT_PREEMPTED.
-``requeue_self()`` is the hook the SLURM launch uses to put the job back in the queue.
+SIGUSR1, SIGUSR2 (SLURM's warning signals; submitit uses USR2) and SIGTERM set the
+flag with exit code EXIT_PREEMPTED. SIGINT (Ctrl-C, which mpiexec forwards to every
+rank) does the same with EXIT_INTERRUPTED; a second SIGINT ends the process at once,
+without a checkpoint. At the end of each generation the ranks agree on the largest
+code with one int32 allreduce, rank 0 checkpoints, and every rank exits with it.
+
+Once the run is over, ``quiet()`` sets every one of these signals to SIG_IGN. Python's
+shutdown puts its own handlers back to the default (which kills the process), but it
+leaves SIG_IGN alone, so a warning signal that arrives while a finished job is exiting
+can no longer turn exit 0 into "killed by SIGUSR1".
 """
 from __future__ import annotations
 
-import logging
 import os
 import signal
-import subprocess
 
 # "Preempted, resumable": sysexits' EX_TEMPFAIL. slurm/essa.sbatch requeues on it.
 EXIT_PREEMPTED = 75
-SIGNALS = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM)
-log = logging.getLogger(__name__)
+# Ctrl-C, checkpointed and resumable (128 + SIGINT, as shells report it); never requeued.
+EXIT_INTERRUPTED = 130
+SIGNALS = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGINT)
 
 
 class PreemptionFlag:
     def __init__(self):
         self.signal_name: str | None = None
+        self.code = 0  # 0, EXIT_PREEMPTED or EXIT_INTERRUPTED
         self._previous: dict = {}
 
     def install(self, signals=SIGNALS) -> "PreemptionFlag":
@@ -33,33 +39,35 @@ class PreemptionFlag:
             signal.signal(sig, handler)
         self._previous.clear()
 
+    def quiet(self) -> None:
+        """The run is over: ignore these signals until the process is gone (see module doc)."""
+        for sig in SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+
     def previous_handler(self, sig):
         """The handler that was installed before ours (e.g. submitit's requeue handler)."""
         return self._previous.get(sig)
 
     def _handle(self, signum, frame) -> None:
-        # Only set the flag: no I/O, no MPI in a signal handler.
+        if signum == signal.SIGINT and self.code == EXIT_INTERRUPTED:
+            # Second Ctrl-C: the user does not want to wait for the generation to end.
+            os.write(2, b"essa-hpc: second interrupt, exiting now without a checkpoint\n")
+            os._exit(EXIT_INTERRUPTED)
+        # Otherwise only record it: no I/O, no MPI here.
         self.signal_name = signal.Signals(signum).name
+        code = EXIT_INTERRUPTED if signum == signal.SIGINT else EXIT_PREEMPTED
+        self.code = max(self.code, code)
+        if signum == signal.SIGINT:
+            os.write(2, b"essa-hpc: interrupted; checkpointing at the end of this generation "
+                        b"(Ctrl-C again to stop now)\n")
 
-    def set(self, reason: str = "manual") -> None:
+    def set(self, reason: str = "manual", code: int = EXIT_PREEMPTED) -> None:
         self.signal_name = reason
+        self.code = max(self.code, code)
 
     @property
     def requested(self) -> bool:
-        return self.signal_name is not None
-
-
-def requeue_self() -> bool:
-    """Requeue the current SLURM job if asked to (ESSA_REQUEUE=1); True if it was requeued."""
-    job = os.environ.get("SLURM_JOB_ID")
-    if not job or os.environ.get("ESSA_REQUEUE") != "1":
-        return False
-    result = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
-    if result.returncode != 0:
-        log.error("scontrol requeue %s failed: %s", job, result.stderr.strip())
-        return False
-    log.info("requeued SLURM job %s", job)
-    return True
+        return self.code != 0
 
 
 def test_signal_hook(generation: int, rank: int) -> None:

@@ -15,7 +15,9 @@ Overrides are dotted section.key=value pairs applied on top of CONFIG, e.g.
 Run `essa-hpc config --describe` for every key, its default and meaning.
 
 Exit codes: 0 done, 2 bad config or input, 75 preempted (resumable: run the
-same command again, or let SLURM requeue), 1 anything else."""
+same command again, or let SLURM requeue), 130 interrupted by Ctrl-C (checkpointed
+at the end of the generation, resumable; a second Ctrl-C stops at once without a
+checkpoint), 1 anything else: under MPI a failing rank names itself and ends them all."""
 
 
 def _add_config_args(p: argparse.ArgumentParser, config_required: bool = True) -> None:
@@ -41,8 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="held-out reward of the base model, a run, or an exported PEFT adapter",
                        description="Report the held-out metric (exact match) as JSON. With neither --run-dir nor "
-                                   "--adapter the plain base model is scored.")
-    _add_config_args(p)
+                                   "--adapter the plain base model is scored. With --run-dir, CONFIG defaults to the "
+                                   "run's own config.yaml; a CONFIG whose model or space differs from the run's is "
+                                   "refused.")
+    _add_config_args(p, config_required=False)
     src = p.add_mutually_exclusive_group()
     src.add_argument("--run-dir", help="score the adapter in this run's newest checkpoint")
     src.add_argument("--adapter", help="score a PEFT adapter directory, loaded with PeftModel.from_pretrained")
@@ -94,7 +98,10 @@ COMMANDS = {"eval": "eval_cmd:run_eval", "export": "eval_cmd:run_export", "sft":
             "submit": "submit_cmd:run_submit", "status": "inspect_cmd:run_status", "config": "inspect_cmd:run_config"}
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, owns_process: bool | None = None) -> int:
+    """``owns_process`` (default: called as the console script, ``argv`` None): the process ends
+    after this returns, so a finished ``train`` may ignore late signals for good (preempt.quiet)."""
+    owns_process = argv is None if owns_process is None else owns_process
     parser = build_parser()
     # Overrides may follow options (`train cfg.yaml --run-dir d run.seed=1`); argparse
     # stops filling a positional list at the first option, so collect the rest here.
@@ -113,7 +120,10 @@ def main(argv: list[str] | None = None) -> int:
             from essa_hpc.preempt import PreemptionFlag
             flag = PreemptionFlag().install()
             from essa_hpc.launch.train_cmd import run_train
-            return run_train(args, flag)
+            try:
+                return run_train(args, flag)
+            finally:
+                flag.quiet() if owns_process else flag.uninstall()
         module, function = COMMANDS[args.command].split(":")
         return getattr(importlib.import_module(f"essa_hpc.launch.{module}"), function)(args)
     except ConfigError as exc:

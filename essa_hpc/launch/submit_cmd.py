@@ -34,13 +34,12 @@ class TrainJob(_Checkpointable):
 
     def __call__(self) -> dict:
         from essa_hpc.comm import Comm
-        from essa_hpc.launch.train_cmd import prepare, train
+        from essa_hpc.launch.train_cmd import run_training
         from essa_hpc.runlog import read_metrics
 
-        comm = Comm()
-        cfg = prepare(self.config_path, self.overrides, self.run_dir, comm)
         flag = PreemptionFlag().install()  # replaces submitit's USR2/TERM handlers, keeping them
-        code = train(cfg, comm, resume="auto", preempt=flag)
+        comm = Comm()
+        code = run_training(self.config_path, self.overrides, self.run_dir, comm, "auto", flag)
         if code == EXIT_PREEMPTED:
             submitit_handler = flag.previous_handler(signal.SIGUSR2)
             flag.uninstall()
@@ -48,6 +47,7 @@ class TrainJob(_Checkpointable):
             if callable(submitit_handler):
                 submitit_handler(signal.SIGUSR2, None)  # rank 0: checkpoint() + requeue + exit
             return {"preempted": True, "rank": comm.rank}
+        flag.quiet()  # finished: a late warning signal must not fail the job while it exits
         if code != 0:
             raise RuntimeError(f"essa-hpc training failed with exit code {code}")
         last = read_metrics(Path(self.run_dir) / "metrics.jsonl")[-1]

@@ -1,60 +1,150 @@
-"""``essa-hpc train``: config -> ranks -> Trainer -> exit code."""
+"""``essa-hpc train``: config -> ranks -> run dir -> Trainer -> exit code.
+
+Two phases, so that no failure on any rank can leave another rank waiting in a collective:
+
+1. Setup, on every rank: load and validate the config, check the run dir, take its lock
+   (rank 0), decide where to resume from. Each rank catches its own errors; then all ranks
+   compare notes with one Allgather of an int. If any rank failed, every rank exits (2 for
+   a bad config or input, else 1) and the lowest failing rank says why, in one line.
+2. The run: any exception on any rank, ``SystemExit`` and ``KeyboardInterrupt`` included,
+   is logged with the rank's number and ends every rank through ``MPI_Abort``.
+
+When the run is over (finished, preempted or interrupted) the owner of the process (the
+CLI, or the submitit job) calls ``PreemptionFlag.quiet()``, which ignores the warning
+signals, so one that lands during shutdown cannot change exit 0.
+"""
 from __future__ import annotations
 
+import errno
 import logging
-import os
 import sys
 import traceback
 from pathlib import Path
 
 from essa_hpc import config as config_mod
-from essa_hpc.assemble import set_threads
+from essa_hpc import rundir, shm
 from essa_hpc.comm import Comm
 from essa_hpc.preempt import PreemptionFlag
-from essa_hpc.resume import check_resumable
-from essa_hpc.runlog import setup_logging, write_job_info
 
 log = logging.getLogger("essa_hpc")
+_held_locks: list = []  # rank 0's run-dir lock lives as long as the process
 
 
-def prepare(config_path: str, overrides: list[str], run_dir: str | None, comm: Comm) -> config_mod.Config:
-    cfg = config_mod.load(config_path, overrides)
-    if run_dir:
-        cfg.run.run_dir = run_dir
-    cfg.validate(world_size=comm.world)  # before any model loads
-    return cfg
+class SetupFailed(Exception):
+    def __init__(self, code: int):
+        super().__init__(code)
+        self.code = code
 
 
-def train(cfg: config_mod.Config, comm: Comm, resume: str = "auto", preempt: PreemptionFlag | None = None) -> int:
-    """Run (or resume) training in this process as one rank; returns the exit code."""
-    from essa_hpc.trainer import Trainer
+def setup(config_path: str, overrides: list[str], run_dir: str | None, comm: Comm, resume: str):
+    """Phase 1 on this rank: (config, checkpoint to resume or None). Raises ``SetupFailed`` on every
+    rank when any rank failed; the lowest failing rank has printed the reason."""
+    from essa_hpc.resume import check_resumable
 
-    run_dir = Path(cfg.run.run_dir)
-    found = check_resumable(cfg, run_dir / "checkpoints", resume)  # before logging, run dir or model
-    setup_logging(comm.rank, run_dir)
-    threads = set_threads(cfg.run.threads)
-    if comm.is_root:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        config_mod.save_yaml(cfg, run_dir / "config.yaml")
-        if os.environ.get("SLURM_JOB_ID"):
-            write_job_info(run_dir, {"job_id": os.environ["SLURM_JOB_ID"], "backend": "slurm",
-                                     "restarts": int(os.environ.get("SLURM_RESTART_COUNT", "0"))})
-        log.info("run dir %s | ranks %d | torch threads/rank %d | config %s", run_dir, comm.world, threads,
-                 cfg.digest())
-    preempt = preempt or PreemptionFlag().install()
+    error, code = None, 0
     try:
-        return Trainer(cfg, comm, run_dir, found=found, preempt=preempt).run()
-    except config_mod.ConfigError:
-        raise
-    except Exception as exc:
-        # One failing rank would leave the others blocked in an allreduce: say who failed, then abort all.
-        log.error("rank %d failed: %s: %s\n%s", comm.rank, type(exc).__name__, exc, traceback.format_exc())
-        sys.stderr.flush()
-        comm.abort(1)
-        return 1
+        shm.remove_stale()  # MPI shared memory of jobs on this node that were killed
+        cfg = config_mod.load(config_path, overrides)
+        if run_dir:
+            cfg.run.run_dir = run_dir
+        cfg.validate(world_size=comm.world)  # before any model loads
+        path = Path(cfg.run.run_dir)
+        rundir.check_usable(path)
+        if comm.is_root:  # before anything reads or moves files: one run per directory
+            _held_locks.append(rundir.RunDirLock(path).acquire())
+        found = check_resumable(cfg, path / "checkpoints", resume)
+        if comm.is_root:
+            prepare_run_dir(cfg, path, fresh=found is None)
+    except config_mod.ConfigError as exc:
+        error, code = str(exc), 2
+    except Exception as exc:  # noqa: BLE001 - reported in one line, then every rank stops
+        error, code = f"{type(exc).__name__}: {exc}", 1
+    failed = comm.flagged_ranks(error is not None)
+    if failed:
+        if comm.rank == failed[0]:
+            where = f" (rank {comm.rank})" if comm.world > 1 else ""
+            print(f"essa-hpc train: error{where}: {error}", file=sys.stderr, flush=True)
+        raise SetupFailed(code or 2)
+    return cfg, found
+
+
+def prepare_run_dir(cfg: config_mod.Config, path: Path, fresh: bool) -> None:
+    """Rank 0, holding the lock: clear a killed writer's temp files, keep an earlier run's results
+    apart when starting over, record the config."""
+    path.mkdir(parents=True, exist_ok=True)
+    rundir.remove_orphan_temps(path / "checkpoints")
+    if fresh:
+        aside = rundir.set_aside(path)
+        if aside is not None:
+            log.warning("starting fresh: moved the earlier run's files to %s", aside)
+    config_mod.save_yaml(cfg, path / "config.yaml")
+
+
+def run(cfg: config_mod.Config, comm: Comm, found: dict | None, preempt: PreemptionFlag) -> int:
+    """Phase 2: build and run the Trainer on this rank; any failure ends every rank."""
+    from essa_hpc.assemble import set_threads
+    from essa_hpc.runlog import setup_logging, write_job_info
+
+    try:
+        run_dir = Path(cfg.run.run_dir)
+        setup_logging(comm.rank, run_dir)
+        threads = set_threads(cfg.run.threads)
+        if comm.is_root:
+            import os
+            if os.environ.get("SLURM_JOB_ID"):
+                write_job_info(run_dir, {"job_id": os.environ["SLURM_JOB_ID"], "backend": "slurm",
+                                         "restarts": int(os.environ.get("SLURM_RESTART_COUNT", "0"))})
+            log.info("run dir %s | ranks %d | torch threads/rank %d | config %s", run_dir, comm.world, threads,
+                     cfg.digest())
+        from essa_hpc.trainer import Trainer
+        code = Trainer(cfg, comm, run_dir, found=found, preempt=preempt).run()
+    except BaseException as exc:  # noqa: BLE001 - SystemExit from a plug-in must not strand the other ranks
+        return fail(comm, exc)
+    return code
+
+
+def fail(comm: Comm, exc: BaseException) -> int:
+    """Name this rank and the error, then end every rank (MPI_Abort) with a non-zero code."""
+    from essa_hpc.checkpoint import CheckpointWriteError
+
+    if isinstance(exc, (CheckpointWriteError, config_mod.ConfigError)):
+        detail = str(exc)  # the message says it all
+    elif isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EIO, errno.EROFS, errno.EDQUOT):
+        detail = f"write failed: {exc.strerror}: {exc.filename}; the last checkpoint is intact"
+    elif isinstance(exc, SystemExit):
+        detail = f"SystemExit({exc.code!r}) raised during the run\n{traceback.format_exc()}"
+    else:
+        detail = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+    code = 2 if isinstance(exc, config_mod.ConfigError) else 1
+    log.error("rank %d of %d failed: %s", comm.rank, comm.world, detail.rstrip())
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stderr.flush()
+    if comm.world > 1:
+        shm.remove_own()  # MPI_Abort leaves MPICH's shared-memory file behind; every rank is about to go
+    try:
+        comm.abort(code)  # several ranks: MPI_Abort ends them all; one rank: SystemExit(code)
+    except SystemExit:
+        pass
+    return code
+
+
+def run_training(config_path: str, overrides: list[str], run_dir: str | None, comm: Comm, resume: str,
+                 preempt: PreemptionFlag) -> int:
+    """Both phases; returns the exit code (0 done, 75 preempted, 130 interrupted, 2 bad input, 1 failure)."""
+    from essa_hpc.runlog import setup_logging
+
+    setup_logging(comm.rank)  # stderr only until the run dir is known to be usable
+    try:
+        cfg, found = setup(config_path, overrides, run_dir, comm, resume)
+    except SetupFailed as exc:
+        return exc.code
+    except BaseException as exc:  # noqa: BLE001 - e.g. SystemExit raised while importing a plug-in
+        return fail(comm, exc)
+    return run(cfg, comm, found, preempt)
 
 
 def run_train(args, preempt: PreemptionFlag | None = None) -> int:
+    preempt = preempt or PreemptionFlag().install()
     comm = Comm()
-    cfg = prepare(args.config, args.overrides, args.run_dir, comm)
-    return train(cfg, comm, resume=args.resume, preempt=preempt)
+    return run_training(args.config, args.overrides, args.run_dir, comm, args.resume, preempt)
