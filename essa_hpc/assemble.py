@@ -12,7 +12,7 @@ import torch
 
 from essa_hpc.config import Config
 from essa_hpc.model import load_model
-from essa_hpc.rewards import RewardRunner
+from essa_hpc.rewards import FaultCounter, RewardRunner, isolation_for
 from essa_hpc.rollout import build_rollout
 from essa_hpc.spaces import build_space
 from essa_hpc.strategies import build_strategy
@@ -46,6 +46,7 @@ class Parts:
     rollout: object
     rewarder: RewardRunner   # training reward
     scorer: RewardRunner     # held-out metric (exact)
+    faults: FaultCounter     # reward faults of both, taken once per generation
 
 
 def build_parts(cfg: Config, with_space: bool = True) -> Parts:
@@ -58,9 +59,20 @@ def build_parts(cfg: Config, with_space: bool = True) -> Parts:
     if cfg.model.quantize == "int8":  # after the space wraps its layers: LoRA stays float
         from essa_hpc.quantize import quantize_int8
         model = quantize_int8(model)
-    return Parts(model, tok, space, task, build_rollout(model, tok, cfg),
-                 RewardRunner(task.reward, cfg.task.reward_timeout_s),
-                 RewardRunner(task.score, cfg.task.reward_timeout_s))
+    rewarder, scorer, faults = build_rewards(cfg, task)
+    return Parts(model, tok, space, task, build_rollout(model, tok, cfg), rewarder, scorer, faults)
+
+
+def build_rewards(cfg: Config, task) -> tuple[RewardRunner, RewardRunner, FaultCounter]:
+    """Training reward and held-out scorer, inline or sharing one worker process (rewards.py)."""
+    faults = FaultCounter()
+    worker = None
+    if isolation_for(cfg.task) == "process":
+        from essa_hpc.reward_worker import RewardWorker
+        worker = RewardWorker(cfg.task, cfg.run.seed)
+    timeout = cfg.task.reward_timeout_s
+    return (RewardRunner(task.reward, timeout, faults, worker, "reward"),
+            RewardRunner(task.score, timeout, faults, worker, "score"), faults)
 
 
 def initial_sigma(cfg: Config, space) -> float:

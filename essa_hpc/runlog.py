@@ -20,6 +20,9 @@ def setup_logging(rank: int, run_dir: Path | None = None) -> None:
         handlers.append(logging.FileHandler(run_dir / "train.log"))
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING, format=fmt, datefmt="%H:%M:%S",
                         handlers=handlers, force=True)
+    # A log line that cannot be written (disk full) must not print a traceback per line; the
+    # failure itself is reported once, by the write that raised.
+    logging.raiseExceptions = False
     for noisy in ("transformers", "httpx", "urllib3", "datasets", "peft"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     try:  # per-load weight bars drown the run's own progress bar
@@ -53,11 +56,41 @@ class MetricsLog:
                 os.fsync(fh.fileno())
 
 
-def read_metrics(path: Path) -> list[dict]:
+def read_metrics(path: Path, bad_lines: list | None = None) -> list[dict]:
+    """Every complete record; a line that does not parse (a write cut short by a crash) is
+    skipped and, when ``bad_lines`` is given, its 1-based number is appended there."""
     path = Path(path)
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if isinstance(record, dict):
+            records.append(record)
+        elif bad_lines is not None:
+            bad_lines.append(number)
+    return records
+
+
+def write_summary(path: Path, records: list[dict], generations: int) -> dict:
+    """run_dir/summary.json at the end of a run: held-out start/end and the reward faults of the whole run."""
+    from essa_hpc.rewards import FAULT_KINDS
+
+    heldout = [r for r in records if "heldout_reward" in r]
+    summary = {"generations": generations, "heldout_start": heldout[0]["heldout_reward"] if heldout else None,
+               "heldout_final": heldout[-1]["heldout_reward"] if heldout else None,
+               "adapter_sha256": records[-1].get("adapter_sha256") if records else None}
+    for field in ("reward_faults", "heldout_faults"):
+        summary[field] = {k: sum(int(r.get(field, {}).get(k, 0)) for r in records) for k in FAULT_KINDS}
+    tmp = Path(path).with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(summary, indent=2))
+    os.replace(tmp, path)
+    return summary
 
 
 def write_job_info(run_dir: Path, info: dict) -> None:

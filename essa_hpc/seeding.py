@@ -7,7 +7,6 @@ without communicating or carrying RNG state. No global RNG, no ``hash()``.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 # Fixed integer per purpose: streams for different purposes never collide.
 PURPOSES = {
@@ -36,7 +35,9 @@ def int_seed(run_seed: int, purpose: str, *keys: int) -> int:
     return int(seed_sequence(run_seed, purpose, *keys).generate_state(2, np.uint32).view(np.uint64)[0] >> 1)
 
 
-def torch_generator(run_seed: int, purpose: str, *keys: int) -> torch.Generator:
+def torch_generator(run_seed: int, purpose: str, *keys: int):
+    import torch  # here, not at the top: reward workers and config checks import seeding without torch
+
     g = torch.Generator(device="cpu")
     g.manual_seed(int_seed(run_seed, purpose, *keys))
     return g

@@ -3,9 +3,10 @@
     sample mini-batch -> ask -> evaluate own groups -> allreduce rewards -> tell
     -> checksum -> held-out -> log -> checkpoint -> preemption check
 
-Only the reward vector (λ+1 float64), a stop flag (int32) and, every K
-generations, an adapter checksum (8 bytes) cross ranks. Line g of metrics.jsonl
-describes the adapter after g updates; line 0 is the start.
+Only the reward vector (λ rewards, the token count and 4 reward-fault counts, as
+float64), a stop code (int32) and, every K generations, an adapter checksum
+(8 bytes) cross ranks; a held-out evaluation adds one float and its 4 fault counts.
+Line g of metrics.jsonl describes the adapter after g updates; line 0 is the start.
 """
 from __future__ import annotations
 
@@ -23,9 +24,10 @@ from essa_hpc.comm import Comm
 from essa_hpc.config import Config
 from essa_hpc.evaluation import evaluate_population, heldout_score
 from essa_hpc.model import model_fingerprint
-from essa_hpc.preempt import EXIT_PREEMPTED, PreemptionFlag, requeue_self, test_signal_hook
+from essa_hpc.preempt import EXIT_INTERRUPTED, PreemptionFlag, test_signal_hook
+from essa_hpc.rewards import FAULT_KINDS
 from essa_hpc.resume import restore_space_check
-from essa_hpc.runlog import MetricsLog, Stopwatch
+from essa_hpc.runlog import MetricsLog, Stopwatch, write_summary
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +49,9 @@ class Trainer:
         self.fingerprint = model_fingerprint(self.parts.model)
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", comm.is_root)
         self.generation = 0
-        if found is None and comm.is_root:
-            self.start_fresh()
-        if found is not None:
+        if found is None:
+            self.metrics.reset([])  # an earlier run's files were set aside in setup (rundir.set_aside)
+        else:
             restore_space_check(found, self.space, self.fingerprint)
             self.strategy.load_state_dict(found["state"]["strategy"])
             self.generation = found["generation"]
@@ -57,19 +59,22 @@ class Trainer:
             log.info("resumed from %s at generation %d", found["path"].name, self.generation)
         self.heldout = self.task.heldout()
 
-    def start_fresh(self) -> None:
-        """A fresh run must never later auto-resume from an older run's checkpoints: set them aside."""
-        if checkpoint.list_checkpoints(self.ckpt_dir):
-            aside = self.ckpt_dir.with_name(f"checkpoints.old-{time.strftime('%Y%m%d-%H%M%S')}")
-            self.ckpt_dir.rename(aside)
-            log.warning("starting fresh: moved existing checkpoints to %s", aside)
-        self.metrics.reset([])
-
     # --- stages -----------------------------------------------------------------
-    def heldout_reward(self, mean: np.ndarray) -> float:
+    def heldout_reward(self, mean: np.ndarray) -> tuple[float, dict]:
+        """Held-out metric of ``mean`` and the reward faults of that evaluation, summed over ranks."""
         p = self.parts
-        return heldout_score(p.rollout, self.space, p.scorer, self.space.evaluation_vector(mean), self.heldout,
-                             self.cfg.rollout.max_rows, self.comm)
+        p.faults.take()  # start this evaluation's count from zero
+        score = heldout_score(p.rollout, self.space, p.scorer, self.space.evaluation_vector(mean), self.heldout,
+                              self.cfg.rollout.max_rows, self.comm)
+        return score, self.summed_faults(np.array(list(p.faults.take().values()), dtype=np.float64))
+
+    def summed_faults(self, local_or_summed: np.ndarray, summed: bool = False) -> dict:
+        counts = local_or_summed if summed else self.comm.allreduce_sum(local_or_summed)
+        faults = {k: int(v) for k, v in zip(FAULT_KINDS, counts)}
+        if any(faults.values()) and self.comm.is_root:
+            log.warning("generation %d: reward faults %s (each scored 0; see task.reward_timeout_s and "
+                        "task.reward_isolation)", self.generation, faults)
+        return faults
 
     def state_dict(self, pending_record: dict) -> dict:
         mean = self.strategy.mean
@@ -106,26 +111,26 @@ class Trainer:
             bar.set_postfix(reward=f"{record['reward_mean']:.3f}", heldout=record.get("heldout_reward", ""))
             if stop:
                 bar.close()
-                log.warning("preemption (%s): checkpointed generation %d, exiting with %d",
-                            self.preempt.signal_name or "another rank", self.generation, EXIT_PREEMPTED)
-                if comm.is_root:
-                    requeue_self()
-                return EXIT_PREEMPTED
+                what = "interrupted" if stop == EXIT_INTERRUPTED else "preemption"
+                log.warning("%s (%s): checkpointed generation %d, exiting with %d; run the same command again "
+                            "to resume", what, self.preempt.signal_name or "another rank", self.generation, stop)
+                return stop
         bar.close()
         if comm.is_root:
             self.space.export(self.strategy.mean, self.run_dir / "adapter")
             log.info("exported the adapter to %s", self.run_dir / "adapter")
+            write_summary(self.run_dir / "summary.json", self.metrics.records, cfg.run.generations)
         return 0
 
     def log_start(self) -> None:
         sigma0 = initial_sigma(self.cfg, self.space)
-        start = self.heldout_reward(self.strategy.mean)
+        start, faults = self.heldout_reward(self.strategy.mean)
         log.info("held-out reward at start: %.4f  (sigma0=%.4g)", start, sigma0)
-        self.metrics.write({"generation": 0, "heldout_reward": start, "sigma0": sigma0,
+        self.metrics.write({"generation": 0, "heldout_reward": start, "heldout_faults": faults, "sigma0": sigma0,
                             "adapter_sha256": self.space.digest(self.strategy.mean)})
 
-    def step(self) -> tuple[dict, bool]:
-        """One generation on this rank; returns its metrics record and whether to stop (preempted)."""
+    def step(self) -> tuple[dict, int]:
+        """One generation on this rank; returns its metrics record and the stop code (0 = go on)."""
         cfg, comm, p, lam = self.cfg, self.comm, self.parts, self.cfg.strategy.population
         watch, sent0 = Stopwatch(), comm.bytes_sent
         with watch("step"):
@@ -136,8 +141,9 @@ class Trainer:
             with watch("eval"):
                 res = evaluate_population(p.rollout, self.space, p.rewarder, cands, items, cfg, comm,
                                           self.generation)                              # own groups only
-            with watch("comm"):
-                summed = comm.allreduce_sum(np.append(res.rewards_local, res.new_tokens))  # λ+1 floats
+            faults_local = list(p.faults.take().values())
+            with watch("comm"):                                                         # λ+5 floats
+                summed = comm.allreduce_sum(np.concatenate([res.rewards_local, [res.new_tokens], faults_local]))
             rewards = summed[:lam]
             with watch("tell"):
                 info = self.strategy.tell(rewards)                                      # same update everywhere
@@ -151,11 +157,13 @@ class Trainer:
             record = {"generation": self.generation, "reward_mean": float(rewards.mean()),
                       "reward_max": float(rewards.max()), "reward_min": float(rewards.min()),
                       "reward_ties": int(lam - len(np.unique(rewards))), "new_tokens": int(summed[lam]),
-                      "samples": lam * len(items), **info}
+                      "samples": lam * len(items),
+                      "reward_faults": self.summed_faults(summed[lam + 1:], summed=True), **info}
             if last or (cfg.run.eval_every and self.generation % cfg.run.eval_every == 0):
                 with watch("heldout"):
-                    record["heldout_reward"] = self.heldout_reward(mean)
-            stop = comm.any(self.preempt.requested) and not last  # a finished run just finishes
+                    record["heldout_reward"], record["heldout_faults"] = self.heldout_reward(mean)
+            stop = comm.agree_max(self.preempt.code)  # every rank, every generation: it is a collective
+            stop = 0 if last else stop  # a finished run just finishes
         record.update({f"{k}_s": v for k, v in watch.seconds.items()}, apply_s=res.apply_s, reward_s=res.reward_s,
                       adapter_sha256=digest,
                       bytes_sent=comm.bytes_sent - sent0)

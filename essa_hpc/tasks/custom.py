@@ -64,4 +64,5 @@ class CustomTask(Task):
         return generated.train_pool(), generated.heldout()
 
     def score(self, item: dict, completion: str) -> float:
-        return float(self.fn(item, completion))
+        # As returned: the RewardRunner counts a non-number or NaN as a fault instead of coercing it.
+        return self.fn(item, completion)
