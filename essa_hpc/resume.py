@@ -19,7 +19,15 @@ def _lookup(d: dict, dotted: str):
     return d.get(section, {}).get(key)
 
 
+def changed_settings(saved: dict, now: dict, keys: list[str]) -> str:
+    """'key: old -> new, ...' for every dotted key whose value differs ('' if none)."""
+    return ", ".join(f"{k}: {_lookup(saved, k)!r} -> {_lookup(now, k)!r}" for k in keys
+                     if _lookup(saved, k) != _lookup(now, k))
+
+
 def check_resumable(cfg: Config, ckpt_dir: Path, mode: str) -> dict | None:
+    from essa_hpc.rundir import earlier_run_files
+
     if mode not in RESUME_MODES:
         raise ConfigError(f"--resume {mode!r} is not one of: {', '.join(RESUME_MODES)}")
     if mode == "never":
@@ -28,11 +36,14 @@ def check_resumable(cfg: Config, ckpt_dir: Path, mode: str) -> dict | None:
     if found is None:
         if mode == "must":
             raise ConfigError(f"--resume must: no valid checkpoint in {ckpt_dir}")
+        earlier = earlier_run_files(Path(ckpt_dir).parent)
+        if earlier:  # starting fresh here would overwrite another run's results
+            raise ConfigError(f"{Path(ckpt_dir).parent} holds an earlier run ({', '.join(earlier)}) but no checkpoint "
+                              f"that can be resumed; use --resume never to start over (the earlier files are "
+                              f"kept in previous-<time>/) or another --run-dir")
         return None
-    now = cfg.to_dict()
-    changed = [k for k in NON_RESUMABLE if _lookup(found["config"], k) != _lookup(now, k)]
-    if changed:
-        detail = ", ".join(f"{k}: {_lookup(found['config'], k)!r} -> {_lookup(now, k)!r}" for k in changed)
+    detail = changed_settings(found["config"], cfg.to_dict(), NON_RESUMABLE)
+    if detail:
         raise ConfigError(f"cannot resume {found['path']}: non-resumable settings changed ({detail}); "
                           f"use another --run-dir or --resume never")
     if found["generation"] > cfg.run.generations:
