@@ -1,11 +1,18 @@
 """HDF5 checkpoints: atomic, checksummed, the last k kept, verified on load.
 
 A checkpoint is a nested dict of arrays, scalars and strings (no pickles). The
-write goes to a temp file in the same directory, is fsynced, ``os.replace``d over
-the final name and the directory is fsynced: overwriting in place was seen to
-leave an unreadable file and lose the old state (DESIGN.md). Attributes hold the
-config (JSON), format and package versions, the generation and a SHA-256 of
-every dataset, which ``load`` checks.
+HDF5 file is built in memory (h5py's core driver) and its bytes are written to a
+temp file in the same directory with plain file I/O, fsynced, ``os.replace``d over
+the final name, and the directory is fsynced. Overwriting in place was seen to
+leave an unreadable file and lose the old state, and h5py segfaulted when the disk
+filled up inside its own writes; plain writes fail with one ``OSError`` instead,
+which becomes a one-line ``CheckpointWriteError`` while the previous checkpoint
+stays intact. The cost is one in-memory copy of the checkpoint while it is written.
+
+Attributes hold the config (JSON), format and package versions, the generation, the
+list of string keys, and a SHA-256 over every dataset *and* every other attribute
+(format 2), which ``load`` checks: a flipped bit anywhere either leaves the content
+identical or is rejected. Format-1 files (datasets only checksummed) still load.
 
 On NFS/Lustre, HDF5 file locking may need ``HDF5_USE_FILE_LOCKING=FALSE``.
 """
@@ -24,13 +31,19 @@ import numpy as np
 
 import essa_hpc
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)  # 1: the checksum covered the datasets only
+_ATTRS = ("config", "format_version", "package_version", "generation", "string_keys")
 _NAME = re.compile(r"^ckpt_(\d{6,})\.h5$")
 log = logging.getLogger(__name__)
 
 
 class CheckpointError(RuntimeError):
     pass
+
+
+class CheckpointWriteError(OSError):
+    """Writing a checkpoint failed (disk full, I/O error); the message is one line."""
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
@@ -50,12 +63,16 @@ def _to_array(value) -> np.ndarray:
     return np.asarray(value)
 
 
-def _digest(flat: dict[str, np.ndarray]) -> str:
+def _digest(flat: dict[str, np.ndarray], attrs: dict | None = None) -> str:
     h = hashlib.sha256()
     for key in sorted(flat):
         arr = np.ascontiguousarray(flat[key])
         h.update(f"{key}|{arr.dtype.str}|{arr.shape}|".encode())
         h.update(arr.tobytes())
+    for key in sorted(attrs or {}):
+        value = attrs[key]
+        text = str(int(value)) if isinstance(value, (int, np.integer)) else str(value)
+        h.update(f"attr:{key}|{len(text)}|{text}|".encode())
     return h.hexdigest()
 
 
@@ -71,31 +88,48 @@ def checkpoint_path(ckpt_dir: Path, generation: int) -> Path:
     return Path(ckpt_dir) / f"ckpt_{generation:06d}.h5"
 
 
-def save(ckpt_dir: str | Path, generation: int, state: dict, config: dict, keep: int) -> Path:
-    ckpt_dir = Path(ckpt_dir)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    final = checkpoint_path(ckpt_dir, generation)
-    tmp = final.with_name(final.name + f".tmp{os.getpid()}")
+def file_image(generation: int, state: dict, config: dict) -> bytes:
+    """The complete HDF5 file of a checkpoint, built in memory."""
     flat = _flatten(state)
     strings = sorted(k for k, v in flat.items() if isinstance(v, str))
     arrays = {k: _to_array(v) for k, v in flat.items()}
-    with h5py.File(tmp, "w") as f:
+    attrs = {"config": json.dumps(config, sort_keys=True), "format_version": FORMAT_VERSION,
+             "package_version": essa_hpc.__version__, "generation": int(generation),
+             "string_keys": json.dumps(strings)}
+    with h5py.File(f"essa-ckpt-{generation}.h5", "w", driver="core", backing_store=False) as f:
         for key, arr in arrays.items():
             f.create_dataset(key, data=arr)
-        f.attrs["config"] = json.dumps(config, sort_keys=True)
-        f.attrs["format_version"] = FORMAT_VERSION
-        f.attrs["package_version"] = essa_hpc.__version__
-        f.attrs["generation"] = generation
-        f.attrs["string_keys"] = json.dumps(strings)
-        f.attrs["sha256"] = _digest(arrays)
-        slow = float(os.environ.get("ESSA_TEST_SLOW_CKPT_S", "0"))  # test hook: widen the kill window
-        if slow:
-            f.flush()
-            time.sleep(slow)
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
-    _fsync_dir(ckpt_dir)
+        for key, value in attrs.items():
+            f.attrs[key] = value
+        f.attrs["sha256"] = _digest(arrays, attrs)
+        f.flush()
+        return f.id.get_file_image()
+
+
+def save(ckpt_dir: str | Path, generation: int, state: dict, config: dict, keep: int) -> Path:
+    ckpt_dir = Path(ckpt_dir)
+    final = checkpoint_path(ckpt_dir, generation)
+    tmp = final.with_name(final.name + f".tmp{os.getpid()}")
+    image = file_image(generation, state, config)
+    try:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            half = len(image) // 2
+            fh.write(image[:half])
+            slow = float(os.environ.get("ESSA_TEST_SLOW_CKPT_S", "0"))  # test hook: widen the kill window
+            if slow:
+                fh.flush()
+                time.sleep(slow)
+            fh.write(image[half:])
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+        _fsync_dir(ckpt_dir)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        previous = list_checkpoints(ckpt_dir)
+        kept = f"the previous checkpoint {previous[-1].name} is intact" if previous else "no earlier checkpoint exists"
+        raise CheckpointWriteError(f"checkpoint write failed: {exc.strerror or exc} on {ckpt_dir}; {kept}") from None
     for old in list_checkpoints(ckpt_dir)[:-keep]:
         old.unlink(missing_ok=True)
     return final
@@ -106,11 +140,16 @@ def load(path: str | Path) -> dict:
     path = Path(path)
     try:
         with h5py.File(path, "r") as f:
-            if int(f.attrs["format_version"]) != FORMAT_VERSION:
-                raise CheckpointError(f"{path}: format version {f.attrs['format_version']} != {FORMAT_VERSION}")
+            version = int(f.attrs["format_version"])
+            if version not in READABLE_FORMATS:
+                raise CheckpointError(f"{path}: format version {version} is not one of {READABLE_FORMATS} "
+                                      f"(written by another essa-hpc version?)")
+            if set(f.attrs.keys()) != {*_ATTRS, "sha256"}:
+                raise CheckpointError(f"{path}: unexpected attributes {sorted(f.attrs.keys())}")
             arrays: dict[str, np.ndarray] = {}
             f.visititems(lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
-            if _digest({k: np.asarray(v) for k, v in arrays.items()}) != f.attrs["sha256"]:
+            attrs = {k: f.attrs[k] for k in _ATTRS} if version >= 2 else None
+            if _digest({k: np.asarray(v) for k, v in arrays.items()}, attrs) != f.attrs["sha256"]:
                 raise CheckpointError(f"{path}: checksum mismatch")
             strings = set(json.loads(f.attrs["string_keys"]))
             config = json.loads(f.attrs["config"])
@@ -133,6 +172,11 @@ def load(path: str | Path) -> dict:
             node = node.setdefault(p, {})
         node[leaf] = value
     return {"generation": generation, "config": config, "state": state, "path": path}
+
+
+def generation_of(path: Path) -> int:
+    """The generation in a checkpoint's file name (``ckpt_000012.h5`` -> 12)."""
+    return int(_NAME.match(Path(path).name).group(1))
 
 
 def list_checkpoints(ckpt_dir: str | Path) -> list[Path]:

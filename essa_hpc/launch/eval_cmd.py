@@ -22,22 +22,46 @@ def newest_checkpoint(run_dir: str | Path) -> dict:
     return found
 
 
-def run_config_of(run_dir: str | Path) -> config_mod.Config:
+def run_config_path(run_dir: str | Path) -> Path:
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
-    return config_mod.load(path)
+    return path
+
+
+def run_config_of(run_dir: str | Path) -> config_mod.Config:
+    return config_mod.load(run_config_path(run_dir))
+
+
+def check_same_search(cfg: config_mod.Config, found: dict) -> None:
+    """The checkpoint's adapter only means something in the model and space it was trained in."""
+    from essa_hpc.resume import changed_settings
+
+    keys = [k for k in config_mod.NON_RESUMABLE if k.split(".")[0] in ("model", "space")]
+    detail = changed_settings(found["config"], cfg.to_dict(), keys)
+    if detail:
+        raise ConfigError(f"the config does not match the run in {found['path'].parent.parent} (run -> config: "
+                          f"{detail}); drop CONFIG to use the run's own config.yaml")
 
 
 def run_eval(args) -> int:
     from essa_hpc.evaluation import heldout_score
 
     comm = Comm()
-    cfg = config_mod.load(args.config, args.overrides)
+    config_path, overrides = args.config, list(args.overrides or [])
+    if config_path and "=" in config_path and not Path(config_path).is_file():
+        config_path, overrides = None, [config_path, *overrides]  # `eval --run-dir D key=value`
+    if config_path is None:
+        if not args.run_dir:
+            raise ConfigError("eval needs a CONFIG, or --run-dir (whose config.yaml is then used)")
+        config_path = str(run_config_path(args.run_dir))
+    cfg = config_mod.load(config_path, overrides)
     cfg.validate(world_size=1)
     if args.adapter and not Path(args.adapter, "adapter_config.json").is_file():
         raise ConfigError(f"--adapter {args.adapter} is not a PEFT adapter directory (no adapter_config.json)")
     found = newest_checkpoint(args.run_dir) if args.run_dir else None
+    if found is not None:
+        check_same_search(cfg, found)
     setup_logging(comm.rank)
     set_threads(cfg.run.threads)
     parts = build_parts(cfg, with_space=found is not None)
@@ -64,6 +88,9 @@ def run_eval(args) -> int:
 
 
 def run_export(args) -> int:
+    out = Path(args.out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"export: {out} exists and is not a directory")
     cfg = run_config_of(args.run_dir)
     found = newest_checkpoint(args.run_dir)
     setup_logging(0)

@@ -83,19 +83,35 @@ def run_status(args) -> int:
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise ConfigError(f"not a directory: {run_dir}")
-    records = read_metrics(run_dir / "metrics.jsonl")
+    bad_lines: list[int] = []
+    records = read_metrics(run_dir / "metrics.jsonl", bad_lines)
     cfg_path = run_dir / "config.yaml"
-    total = config_mod.load(cfg_path).run.generations if cfg_path.is_file() else "?"
-    ckpts = checkpoint.list_checkpoints(run_dir / "checkpoints")
+    total = config_mod.load(cfg_path).run.generations if cfg_path.is_file() else None
+    valid, corrupt = None, []
+    for path in reversed(checkpoint.list_checkpoints(run_dir / "checkpoints")):
+        try:
+            checkpoint.load(path)
+        except checkpoint.CheckpointError:
+            corrupt.append(path.name)
+            continue
+        valid = path
+        break
+    valid_gen = checkpoint.generation_of(valid) if valid else None
     heldout = [r for r in records if "heldout_reward" in r]
+    exported = (run_dir / "adapter" / "adapter_config.json").is_file()
     status = {"run_dir": str(run_dir), "generation": records[-1]["generation"] if records else None,
               "generations": total,
               "reward_mean": records[-1].get("reward_mean") if records else None,
               "heldout_start": heldout[0]["heldout_reward"] if heldout else None,
               "heldout_latest": heldout[-1]["heldout_reward"] if heldout else None,
-              "last_checkpoint": ckpts[-1].name if ckpts else None,
-              "last_checkpoint_age_s": round(time.time() - ckpts[-1].stat().st_mtime) if ckpts else None,
-              "finished": (run_dir / "adapter" / "adapter_config.json").is_file()}
+              "last_checkpoint": valid.name if valid else None,
+              "last_checkpoint_age_s": round(time.time() - valid.stat().st_mtime) if valid else None,
+              "corrupt_checkpoints": sorted(corrupt),
+              # finished = exported, and the newest checkpoint that verifies is the final generation
+              "finished": bool(exported and total is not None and valid_gen == total),
+              "exported_adapter": exported}
+    if bad_lines:
+        status["unreadable_metrics_lines"] = bad_lines
     job_file = run_dir / "job.json"
     if job_file.is_file():
         job = json.loads(job_file.read_text())
