@@ -101,8 +101,18 @@ def last_boxed(text: str) -> str | None:
     return None if best is None else text[best[0]: best[1]]
 
 
-def numbers_equal(a: float | None, b: float, tol: float = 1e-6) -> bool:
-    return a is not None and abs(a - b) <= tol * max(1.0, abs(b))
+# Only for golds that are not integers (a printed decimal may be rounded); absolute, not
+# relative: a relative 1e-6 accepted gold±1 for every integer gold of a million or more.
+NON_INTEGER_TOLERANCE = 1e-6
+
+
+def numbers_equal(pred: float | None, gold: float) -> bool:
+    """Integer golds must be matched exactly; other golds within NON_INTEGER_TOLERANCE."""
+    if pred is None:
+        return False
+    if float(gold).is_integer():
+        return pred == gold
+    return abs(pred - gold) <= NON_INTEGER_TOLERANCE
 
 
 def exact_reward(completion: str, gold: float) -> float:

@@ -8,10 +8,19 @@ number exactly once. Prompts are the paper's raw ``context`` strings (they end w
 Reward = 0.1·format + answer (max 1.1), scored on the completion only:
   format 1.0 if ``"<think>" + completion`` is ``<think>…</think>\\n<answer>…</answer>``,
   else 0.1 for a think block + 0.5 for an answer block;
-  answer 1 if the last ``<answer>`` uses only digits, ``+ - * / ( )`` and whitespace,
-  uses each given number exactly once and equals the target within 1e-5.
-The paper's regexes and ``eval`` are replaced by linear scans with the same results
-and by ``safe_expr.evaluate_arithmetic``. Held-out ``score`` is the answer part (0/1).
+  answer 1 if the last ``<answer>`` uses only digits, ``+ - * / ( )`` and spaces (like the
+  reference's ``re.match(r"^[0-9+\\-*/() ]+$")``, one trailing newline is allowed, because
+  ``$`` matches before it; tabs, CR and other newlines score 0), uses each given number
+  exactly once and equals the target within 1e-5.
+The paper's regexes are replaced by linear scans with the same results, and its ``eval``
+by ``safe_expr.evaluate_arithmetic``. Held-out ``score`` is the answer part (0/1).
+
+Deviations from the reference, on purpose, each with a test (tests/unit/test_rewards_countdown.py);
+in each case we score the answer 0 where the reference can give full marks:
+  1. ``**`` (power) is refused: Countdown allows + - × ÷ only, and ``9**9**9`` would hang ``eval``.
+  2. ``//`` (floor division) is refused: it is not ÷.
+  3. An answer longer than ``MAX_EXPR_CHARS`` (200) characters is refused, to bound the evaluator.
+  4. An expression with any intermediate value above ``MAX_MAGNITUDE`` (1e12) in magnitude is refused.
 
 Data: ``task.data_path`` rows (context, numbers, target[, solution]); without it a
 seeded generator writes items in the paper's prompt style.
@@ -36,7 +45,7 @@ PROMPT = ("You are a helpful assistant. You first think about the reasoning proc
           "tags, for example <answer> (1 + 2) / 3 </answer>.Let me solve this step by step.\n<think>")
 LAYOUTS = [("context", "numbers", "target")]
 TRAIN_POOL_SIZE = 2_000  # the paper trains on 200 items
-_ALLOWED = re.compile(r"[0-9+\-*/()\s]+")
+_ALLOWED = re.compile(r"[0-9+\-*/() ]+")  # spaces only, as in the reference
 _SEP, _END = "</think>\n<answer>", "</answer>"
 
 
@@ -62,9 +71,14 @@ def format_score(completion: str) -> float:
     return score
 
 
+def _allowed(content: str) -> bool:
+    """The reference's ``re.match(r"^[0-9+\\-*/() ]+$", content)``: ``$`` also matches before one final newline."""
+    return bool(_ALLOWED.fullmatch(content) or (content.endswith("\n") and _ALLOWED.fullmatch(content[:-1])))
+
+
 def answer_score(completion: str, numbers: list[int], target: float) -> float:
     content = last_tag(completion, "answer")
-    if not content or len(content) > MAX_EXPR_CHARS or not _ALLOWED.fullmatch(content):
+    if not content or len(content) > MAX_EXPR_CHARS or not _allowed(content):
         return 0.0
     if sorted(int(n) for n in re.findall(r"\d+", content)) != sorted(numbers):
         return 0.0
