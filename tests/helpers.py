@@ -48,3 +48,25 @@ def metrics(run_dir: Path) -> list[dict]:
 
 def shas(run_dir: Path) -> list[str]:
     return [r["adapter_sha256"] for r in metrics(run_dir)]
+
+
+def rank_pids(run_dir: Path) -> list[int]:
+    """PIDs of the `essa-hpc train` processes (the ranks, not mpiexec or its proxies) writing ``run_dir``."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and b"mpiexec" not in argv[0] and b"hydra" not in argv[0] and any(a.endswith(b"essa-hpc")
+                                                                                    for a in argv[:2]) \
+                and b"train" in argv and str(run_dir).encode() in argv:
+            pids.append(int(proc.name))
+    return pids
+
+
+def train_cmd(run_dir: Path, *extra: str, ranks: int | None = None, config: Path = TINY) -> list[str]:
+    cmd = [str(BIN / "essa-hpc"), "train", str(config), *extra, "--run-dir", str(run_dir)]
+    return [mpiexec(), "-n", str(ranks), *cmd] if ranks else cmd

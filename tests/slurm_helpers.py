@@ -37,7 +37,7 @@ def wait_done(job: str, timeout: float) -> list[str]:
     raise AssertionError(f"job {job} not finished after {timeout} s: {states(job)}")
 
 
-def wait_generations(run_dir: Path, n: int, timeout: float = 180) -> None:
+def wait_generations(run_dir: Path, n: int, timeout: float = 540) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if (run_dir / "metrics.jsonl").is_file() and len(metrics(run_dir)) >= n + 1:

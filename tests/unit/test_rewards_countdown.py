@@ -139,3 +139,54 @@ def test_real_data_json_file_loads_like_the_folder():
         pytest.skip(f"{DATA / 'countdown_paper.json'} not present")
     task = _task(data_path=str(DATA / "countdown_paper.json"), heldout_size=2000)
     assert len(task.train_pool()) == 200 and task.train_pool()[0]["numbers"] == [44, 19, 35]
+
+
+# --- against the reference implementation (ES-at-scale's countdown_task.py) ---------------
+
+def _reference_answer(response, numbers, target):
+    """The reference's answer reward, reproduced for comparison (regexes and a restricted eval)."""
+    found = re.findall(r"<answer>(.*?)<\/answer>", response, re.DOTALL)
+    if not found:
+        return 0.0
+    content = found[-1]
+    if not content or not re.match(r"^[0-9+\-*/() ]+$", content):
+        return 0.0
+    if sorted(int(n) for n in re.findall(r"\d+", content)) != sorted(numbers):
+        return 0.0
+    try:
+        return 1.0 if abs(float(eval(content, {"__builtins__": None}, {})) - float(target)) < 1e-5 else 0.0
+    except Exception:  # noqa: BLE001 - the reference's own catch-all
+        return 0.0
+
+
+def test_answers_match_the_reference_including_whitespace():
+    """Tabs, CR and several newlines inside <answer> score 0 as in the reference; one trailing newline
+    is allowed (the reference's `$`). `**` and `//` are left out here: they are named deviations."""
+    tokens = ["44", "19", "35", " ", "+", "-", "*", "/", "(", ")", "\t", "\n", "\r", "  "]
+    gen = random.Random(1)
+    agree = 0
+    for _ in range(4000):
+        content = "".join(gen.choice(tokens) for _ in range(gen.randint(1, 11)))
+        if "**" in content.replace(" ", "") or "//" in content.replace(" ", ""):
+            continue
+        text = f"</think>\n<answer>{content}</answer>"
+        assert answer_score(text, [44, 19, 35], 98.0) == _reference_answer(text, [44, 19, 35], 98.0), repr(content)
+        agree += 1
+    assert agree > 3000
+    for content, expected in [("44 + 19 + 35", 1.0), ("44 + 19 + 35\n", 1.0), ("44 + 19 + 35\n\n", 0.0),
+                              ("44\t+ 19 + 35", 0.0), ("44 + 19 + 35\r\n", 0.0), ("\n44 + 19 + 35", 0.0)]:
+        text = f"<answer>{content}</answer>"
+        assert answer_score(text, [44, 19, 35], 98.0) == expected == _reference_answer(text, [44, 19, 35], 98.0)
+
+
+@pytest.mark.parametrize("content, numbers, target", [
+    ("3 ** 2 * 1", [3, 2, 1], 9.0),                                   # 1. power
+    ("7 // 2 * 1", [7, 2, 1], 3.0),                                   # 2. floor division
+    ("(44 + 19 + 35)" + " " * 190, [44, 19, 35], 98.0),               # 3. over 200 characters
+    ("99999999 * 99999999 * 1", [99999999, 99999999, 1], 9999999800000001.0),  # 4. a value over 1e12
+])
+def test_named_deviations_from_the_reference(content, numbers, target):
+    """The four deviations the module docstring names: full marks there, 0 here."""
+    text = f"<answer>{content}</answer>"
+    assert _reference_answer(text, numbers, target) == 1.0
+    assert answer_score(text, numbers, target) == 0.0

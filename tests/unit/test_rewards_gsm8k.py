@@ -120,3 +120,30 @@ def test_shared_numeric_gsm8k():
     task = GSM8KTask(TaskConfig(kind="gsm8k", data_path=str(SHARED)), 0)
     assert len(task.heldout()) == 100 and len(task.train_pool()) > 8000
     assert all(task.score(it, task.sft_target(it)) == 1.0 for it in task.heldout())
+
+
+@pytest.mark.parametrize("gold, completion, expected", [
+    (1_000_000.0, "#### 1000001", 0.0),      # a relative 1e-6 tolerance used to accept gold±1 here
+    (109_200_000.0, "#### 109200109", 0.0),
+    (109_200_000.0, "#### 109,200,000", 1.0),
+    (1_000_000.0, "#### 1000000.0", 1.0),
+    (7.0, "#### 7.0000001", 0.0),           # integers match exactly
+    (0.5, "#### 0.5000001", 1.0),           # a non-integer gold: absolute 1e-6
+    (0.5, "#### 0.501", 0.0),
+])
+def test_integer_answers_must_match_exactly(gold, completion, expected):
+    task = GSM8KTask(TaskConfig(kind="gsm8k"), 0)
+    assert task.score({"answer": gold}, completion) == expected
+
+
+def test_shared_gsm8k_large_answers_accept_only_the_gold():
+    """Every real GSM8K answer of a million or more: gold scores 1, gold+1 and gold-1 score 0."""
+    if not SHARED.is_dir():
+        pytest.skip(f"real GSM8K data not present at {SHARED} (only on machines with ../shared/data)")
+    task = GSM8KTask(TaskConfig(kind="gsm8k", data_path=str(SHARED), heldout_size=10), 0)
+    big = [it for it in task.train_pool() + task.heldout() if abs(it["answer"]) >= 1e6]
+    assert big
+    for it in big:
+        gold = int(it["answer"])
+        assert task.score(it, f"#### {gold}") == 1.0
+        assert task.score(it, f"#### {gold + 1}") == task.score(it, f"#### {gold - 1}") == 0.0
