@@ -26,6 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT / "tools" / "bench"))
+from common import describe_machine  # noqa: E402
 MIN_GENERATIONS, MAX_GENERATIONS = 10, 80
 
 
@@ -121,7 +123,8 @@ def main() -> int:
             run([*train, "run.generations=1"])
             calib_s = time.time() - t_es
             first = read_records(essa_dir)[1]
-            startup_s = max(calib_s - first["step_s"], 0.0)  # launch, model load, held-out at start
+            # launch + model load: the calibration's time outside its generation and its start evaluation
+            startup_s = max(calib_s - first["step_s"] - first.get("heldout_s", 0.0), 0.0)
             spent = sum(state["seconds"].values()) + calib_s
             budget = max(args.minutes * 60 - spent, 0.0)
             eval_every = int(_config_value(args, "run.eval_every") or 0)
@@ -131,8 +134,10 @@ def main() -> int:
                              f"held-out evaluation {first.get('heldout_s', 0):.1f} s on this machine; {g} generations "
                              f"fit a {args.minutes:g}-minute demo (allowed {MIN_GENERATIONS}-{MAX_GENERATIONS})")
             total = spent + estimate
+            state["machine"] = describe_machine()
             print(f"\ndemo: {state['why']}.\ndemo: the ES stage will take about {(calib_s + estimate) / 60:.1f} "
-                  f"minutes, the whole demo about {total / 60:.1f} minutes on this machine.\n", flush=True)
+                  f"minutes, the whole demo about {total / 60:.1f} minutes on this machine ({state['machine']}).\n",
+                  flush=True)
         save()
     run([*train, f"run.generations={state['generations']}"])
     state["seconds"]["essa"] = state["seconds"].get("essa", 0) + round(time.time() - t_es)
