@@ -23,3 +23,12 @@ def tiny_cfg():
     from essa_hpc import config
     from helpers import TINY
     return config.load(TINY)
+
+
+@pytest.fixture
+def no_model_load(monkeypatch):
+    """Fail the test if anything loads a model (config errors must come first)."""
+    def boom(*a, **k):
+        raise AssertionError("a model was loaded before the config was validated")
+    monkeypatch.setattr("essa_hpc.model.load_model", boom)
+    monkeypatch.setattr("essa_hpc.assemble.load_model", boom)

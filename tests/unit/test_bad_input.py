@@ -21,14 +21,6 @@ ONE_LINE_BEFORE_MODEL = [
 ]
 
 
-@pytest.fixture
-def no_model_load(monkeypatch):
-    def boom(*a, **k):
-        raise AssertionError("a model was loaded before the config was validated")
-    monkeypatch.setattr("essa_hpc.model.load_model", boom)
-    monkeypatch.setattr("essa_hpc.assemble.load_model", boom)
-
-
 @pytest.mark.parametrize("overrides, message", ONE_LINE_BEFORE_MODEL)
 def test_silently_accepted_values_are_refused(overrides, message, capsys, no_model_load, tmp_path):
     code = cli.main(["train", str(TINY), *overrides, "--run-dir", str(tmp_path / "run")])

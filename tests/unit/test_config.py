@@ -7,14 +7,6 @@ from essa_hpc.launch import cli
 from helpers import TINY
 
 
-@pytest.fixture
-def no_model_load(monkeypatch):
-    def boom(*a, **k):
-        raise AssertionError("a model was loaded before the config was validated")
-    monkeypatch.setattr("essa_hpc.model.load_model", boom)
-    monkeypatch.setattr("essa_hpc.assemble.load_model", boom)
-
-
 @pytest.mark.parametrize("overrides, message", [
     (["strategy.popsize=8"], "unknown key 'strategy.popsize'; allowed: kind, population"),
     (["bogus.key=1"], "unknown section 'bogus'"),
