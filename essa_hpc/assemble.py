@@ -30,7 +30,7 @@ def local_ranks() -> int:
 
 
 def set_threads(requested: int) -> int:
-    """Pin torch threads: oversubscribed ranks were 3-5x slower here (DESIGN.md)."""
+    """Pin torch threads: oversubscribed ranks were measured 3-5x slower on 2 cores."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     n = requested or max(1, cores // local_ranks())
     torch.set_num_threads(n)

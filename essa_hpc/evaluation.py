@@ -1,6 +1,6 @@
 """Scoring candidates: population groups spread over ranks, and the held-out metric.
 
-Determinism contract (DESIGN.md): the population is cut into fixed groups of
+Determinism contract (README, "Determinism"): the population is cut into fixed groups of
 ``rollout.group_size`` candidates; group g runs on rank g % world. Inside a group
 rows (candidate-major: c0p0 c0p1 … c1p0 …) are cut into fixed chunks of at most
 ``rollout.max_rows`` rows. The padding and batch shape of every chunk therefore

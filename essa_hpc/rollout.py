@@ -2,8 +2,8 @@
 
 ``HFRollout`` (default) runs transformers ``generate`` with left padding. It does
 not know about candidates: the caller sets per-row adapter state on the search
-space first, so one ``generate`` call can serve many candidates (DESIGN.md,
-"Population-batched evaluation"). Rows map one-to-one to sequences: no beam
+space first, so one ``generate`` call can serve many candidates (see
+``spaces/layers.py``). Rows map one-to-one to sequences: no beam
 search, one sequence per prompt.
 
 ``vllm`` (an optional extra for GPU clusters) is not implemented: vLLM serves one

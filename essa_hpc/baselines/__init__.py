@@ -1,5 +1,4 @@
-"""Gradient baselines the ESSA papers compare against, built on TRL (DESIGN.md, "Baselines the papers
-compare against"): ``grpo`` (GRPOTrainer, LoRA), ``trdpo`` (DPOTrainer with a soft-updated reference,
+"""Gradient baselines the ESSA papers compare against, built on TRL: ``grpo`` (GRPOTrainer, LoRA), ``trdpo`` (DPOTrainer with a soft-updated reference,
 full fine-tune) and ``eso`` (REINFORCE + SFT on a GRPOTrainer subclass). Each writes ``metrics.jsonl``
 with the fields ``essa-hpc train`` writes, so one plot holds ESSA and the baselines.
 

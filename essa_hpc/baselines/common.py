@@ -46,7 +46,7 @@ def trl_seed(cfg) -> int:
 
 
 def trl_cpu_args(cfg, run_dir: Path) -> dict:
-    """TrainingArguments every baseline shares (DESIGN.md, "TRL on this CPU")."""
+    """TrainingArguments every baseline shares (use_cpu, no bf16, no gradient checkpointing on CPU)."""
     b = cfg.baseline
     return dict(output_dir=str(run_dir / "trl"), max_steps=b.steps, learning_rate=b.learning_rate,
                 lr_scheduler_type="constant", warmup_steps=0, gradient_accumulation_steps=1,

@@ -1,10 +1,10 @@
 """GRPO baseline (DeepSeekMath, arXiv 2402.03300), through TRL's ``GRPOTrainer`` / ``GRPOConfig``.
 
-ESSA (arXiv 2507.04453) compares against GRPO with LoRA of the same rank and lr 1e-5 (DESIGN.md).
+ESSA (arXiv 2507.04453) compares against GRPO with LoRA of the same rank and lr 1e-5.
 Here the policy is a LoRA of ``space.rank`` on ``space.target_modules``, started from the SFT adapter
 ``space.init`` when given (``PeftModel.from_pretrained(..., is_trainable=True)``), the start ESSA uses.
 
-TRL facts that matter (trl 1.16, DESIGN.md "TRL on this CPU"):
+TRL facts that matter (trl 1.16, measured on CPU):
 - ``loss_type`` defaults to "dapo" in TRL; plain GRPO is ``loss_type="grpo", scale_rewards="group"``
   (our defaults), Dr.GRPO is ``loss_type="dr_grpo", scale_rewards="none"``.
 - ``per_device_train_batch_size`` counts completions: ``baseline.batch_size / num_generations`` prompts

@@ -7,7 +7,7 @@ pickles ``checkpoint()`` (this same job: its state is on disk) and requeues. The
 requeued job resumes from the newest checkpoint.
 
 submitit counts a preemption within min(0.8·T, T−10 min) of the start as a timeout
-(DESIGN.md), so short jobs use up ``max_num_timeout``; it is raised accordingly.
+(measured with submitit 1.5.4), so short jobs use up ``max_num_timeout``; it is raised accordingly.
 """
 from __future__ import annotations
 

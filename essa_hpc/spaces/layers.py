@@ -1,8 +1,7 @@
 """LoRA-wrapped linear layers used by the search spaces.
 
 ``SVDLoRALinear`` implements ESSA's factorisation (arXiv 2507.04453, §3.2) with
-per-row singular values, so one batch can hold many candidates (DESIGN.md,
-"Population-batched evaluation"):
+per-row singular values, so one batch can hold many candidates:
 
     A = U_A diag(s_A) V_Aᵀ (r×d_in),  B = U_B diag(s_B) V_Bᵀ (d_out×r)
     y = base(x) + scale · ((x V_A ⊙ s_A[row]) U_Aᵀ V_B ⊙ s_B[row]) U_Bᵀ

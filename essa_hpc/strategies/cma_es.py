@@ -3,7 +3,7 @@
 Why pycma rather than ``cmaes``: it is Hansen's reference implementation, it is
 the only one with mirrored sampling (``CMA_mirrors``) and it combines mirrors with
 a separable covariance; ``cmaes`` full covariance took 13-15 s a generation at
-n=1,920 here (DESIGN.md). pycma minimises, so rewards are negated in ``tell``.
+n=1,920 on a 2-core VM. pycma minimises, so rewards are negated in ``tell``.
 
 Determinism: pycma's ``seed`` option reseeds numpy's global RNG, so instead we
 pass a private generator through ``randn`` and ``seed=nan``; every rank builds

@@ -1,5 +1,5 @@
 """Countdown, as in ES-at-scale (Qiu et al., arXiv 2509.24372; reward from the paper's
-``countdown/countdown_task.py``, DESIGN.md "Countdown task").
+``countdown/countdown_task.py``).
 
 An item gives 3-4 numbers and a target; the model writes an equation that uses each
 number exactly once. Prompts are the paper's raw ``context`` strings (they end with
