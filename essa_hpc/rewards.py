@@ -93,6 +93,11 @@ class FaultCounter:
         out, self.counts = self.counts, dict.fromkeys(FAULT_KINDS, 0)
         return out
 
+    def take_vector(self) -> np.ndarray:
+        """``take()`` as float64 in FAULT_KINDS order, ready for the reward allreduce."""
+        counts = self.take()
+        return np.array([counts[k] for k in FAULT_KINDS], dtype=np.float64)
+
 
 class RewardRunner:
     """Scores completions with ``fn`` inline, or through ``worker`` (a ``reward_worker.RewardWorker``)."""

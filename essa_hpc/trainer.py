@@ -25,8 +25,8 @@ from essa_hpc.config import Config
 from essa_hpc.evaluation import evaluate_population, heldout_score
 from essa_hpc.model import model_fingerprint
 from essa_hpc.preempt import EXIT_INTERRUPTED, PreemptionFlag, test_signal_hook
-from essa_hpc.rewards import FAULT_KINDS
 from essa_hpc.resume import restore_space_check
+from essa_hpc.rewards import FAULT_KINDS
 from essa_hpc.runlog import MetricsLog, Stopwatch, write_summary
 
 log = logging.getLogger(__name__)
@@ -63,14 +63,14 @@ class Trainer:
     def heldout_reward(self, mean: np.ndarray) -> tuple[float, dict]:
         """Held-out metric of ``mean`` and the reward faults of that evaluation, summed over ranks."""
         p = self.parts
-        p.faults.take()  # start this evaluation's count from zero
+        p.faults.take_vector()  # start this evaluation's count from zero
         score = heldout_score(p.rollout, self.space, p.scorer, self.space.evaluation_vector(mean), self.heldout,
                               self.cfg.rollout.max_rows, self.comm)
-        return score, self.summed_faults(np.array(list(p.faults.take().values()), dtype=np.float64))
+        return score, self.fault_record(self.comm.allreduce_sum(p.faults.take_vector()))  # 4 floats
 
-    def summed_faults(self, local_or_summed: np.ndarray, summed: bool = False) -> dict:
-        counts = local_or_summed if summed else self.comm.allreduce_sum(local_or_summed)
-        faults = {k: int(v) for k, v in zip(FAULT_KINDS, counts)}
+    def fault_record(self, summed_counts: np.ndarray) -> dict:
+        """The metrics entry for fault counts already summed over ranks; rank 0 warns if any."""
+        faults = {k: int(v) for k, v in zip(FAULT_KINDS, summed_counts)}
         if any(faults.values()) and self.comm.is_root:
             log.warning("generation %d: reward faults %s (each scored 0; see task.reward_timeout_s and "
                         "task.reward_isolation)", self.generation, faults)
@@ -141,7 +141,7 @@ class Trainer:
             with watch("eval"):
                 res = evaluate_population(p.rollout, self.space, p.rewarder, cands, items, cfg, comm,
                                           self.generation)                              # own groups only
-            faults_local = list(p.faults.take().values())
+            faults_local = p.faults.take_vector()
             with watch("comm"):                                                         # λ+5 floats
                 summed = comm.allreduce_sum(np.concatenate([res.rewards_local, [res.new_tokens], faults_local]))
             rewards = summed[:lam]
@@ -158,7 +158,7 @@ class Trainer:
                       "reward_max": float(rewards.max()), "reward_min": float(rewards.min()),
                       "reward_ties": int(lam - len(np.unique(rewards))), "new_tokens": int(summed[lam]),
                       "samples": lam * len(items),
-                      "reward_faults": self.summed_faults(summed[lam + 1:], summed=True), **info}
+                      "reward_faults": self.fault_record(summed[lam + 1:]), **info}
             if last or (cfg.run.eval_every and self.generation % cfg.run.eval_every == 0):
                 with watch("heldout"):
                     record["heldout_reward"], record["heldout_faults"] = self.heldout_reward(mean)

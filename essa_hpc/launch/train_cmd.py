@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -90,7 +91,6 @@ def run(cfg: config_mod.Config, comm: Comm, found: dict | None, preempt: Preempt
         setup_logging(comm.rank, run_dir)
         threads = set_threads(cfg.run.threads)
         if comm.is_root:
-            import os
             if os.environ.get("SLURM_JOB_ID"):
                 write_job_info(run_dir, {"job_id": os.environ["SLURM_JOB_ID"], "backend": "slurm",
                                          "restarts": int(os.environ.get("SLURM_RESTART_COUNT", "0"))})
