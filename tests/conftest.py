@@ -30,5 +30,4 @@ def no_model_load(monkeypatch):
     """Fail the test if anything loads a model (config errors must come first)."""
     def boom(*a, **k):
         raise AssertionError("a model was loaded before the config was validated")
-    monkeypatch.setattr("essa_hpc.model.load_model", boom)
-    monkeypatch.setattr("essa_hpc.assemble.load_model", boom)
+    monkeypatch.setattr("essa_hpc.model.load_model", boom)  # assemble imports it when it builds

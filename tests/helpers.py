@@ -12,8 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny.yaml"
 BIN = Path(sys.executable).parent
 # The full-parameter ES space on the tiny model, with signal enough that the weights move.
-FULL_SPACE = ["space.kind=full", "strategy.kind=open_es", "strategy.shaping=z_score", "strategy.sigma_relative=false",
-              "strategy.sigma0=0.05", "strategy.learning_rate=0.01", "strategy.mirrored=false",
+FULL_SPACE = ["space.kind=full", "strategy.kind=open_es", "strategy.open_es.shaping=z_score", "strategy.sigma_relative=false",
+              "strategy.sigma0=0.05", "strategy.open_es.learning_rate=0.01", "strategy.mirrored=false",
               "strategy.population=6", "rollout.group_size=1"]
 
 
@@ -22,11 +22,15 @@ def mpiexec() -> str | None:
     return str(exe) if exe.exists() else shutil.which("mpiexec")
 
 
+HOOKS = ROOT / "tests" / "hooks"  # sitecustomize.py: test hooks for the processes a test starts
+
+
 def cli_env(**extra) -> dict:
     env = dict(os.environ)
     env.pop("ESSA_NO_MPI", None)
     env.update({"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1",
-                "MPIR_CVAR_ENABLE_HEAVY_YIELD": "1"})
+                "MPIR_CVAR_ENABLE_HEAVY_YIELD": "1",
+                "PYTHONPATH": os.pathsep.join(p for p in (str(HOOKS), env.get("PYTHONPATH", "")) if p)})
     env.update({k: str(v) for k, v in extra.items()})
     return env
 

@@ -1,48 +1,106 @@
-"""Gradient baselines the ESSA papers compare against, built on TRL: ``grpo`` (GRPOTrainer, LoRA), ``trdpo`` (DPOTrainer with a soft-updated reference,
-full fine-tune) and ``eso`` (REINFORCE + SFT on a GRPOTrainer subclass). Each writes ``metrics.jsonl``
-with the fields ``essa-hpc train`` writes, so one plot holds ESSA and the baselines.
+"""Baseline registry: the gradient methods the ESSA papers compare against, built on TRL.
 
-Imports of TRL are lazy: ``check`` runs before any model or TRL import.
+``grpo`` (GRPOTrainer, LoRA), ``trdpo`` (DPOTrainer with a soft-updated reference, full
+fine-tune) and ``eso`` (REINFORCE + SFT on a GRPOTrainer subclass). Each writes
+``metrics.jsonl`` with the fields ``essa-hpc train`` writes, so one plot holds ESSA and
+the baselines. Their modules import TRL and torch, so each method's own keys
+(``baseline.<method>.*``) and checks are declared here, where validation can read them
+without either. Adding a method: its file, its options and check here, one ``add`` line.
 """
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 
-from essa_hpc.config import Config, ConfigError
-
-METHODS = ("grpo", "trdpo", "eso")
+from essa_hpc.errors import ConfigError
+from essa_hpc.options import at_least, choice, opt, positive
+from essa_hpc.registry import Registry
 
 
 class BaselineError(RuntimeError):
     """A run that cannot go on for a reason the user can fix (e.g. no preference pairs); one line."""
 
 
-def check(method: str, cfg: Config) -> None:
-    """Method-specific config checks; one-line ConfigError, before any model loads."""
-    if method not in METHODS:
-        raise ConfigError(f"unknown baseline {method!r}; choose one of: {', '.join(METHODS)}")
-    b = cfg.baseline
-    if cfg.model.quantize != "none":
-        raise ConfigError("baselines train by backpropagation and need model.quantize=none")
-    if method in ("grpo", "eso") and b.batch_size % b.num_generations:
+@dataclass
+class GRPOOptions:
+    """Keys under ``baseline.grpo``."""
+    beta: float = opt(0.0, "KL coefficient to the start adapter (0 = no reference model, TRL's default)")
+    loss_type: str = opt("grpo", "TRL loss_type: grpo | dr_grpo | dapo | bnpo (TRL defaults to dapo; "
+                         "Dr.GRPO = dr_grpo with scale_rewards=none)")
+    scale_rewards: str = opt("group", "advantage scaling: group (GRPO) | batch | none (Dr.GRPO)")
+
+
+@dataclass
+class TRDPOOptions:
+    """Keys under ``baseline.trdpo``."""
+    alpha: float = opt(0.6, "soft reference update ref <- alpha*theta + (1-alpha)*ref (TRL ref_model_mixup_alpha)")
+    tau: int = opt(512, "update the reference every tau steps (TRL ref_model_sync_steps)")
+    dpo_beta: float = opt(0.1, "DPO beta")
+    k: int = opt(4, "completions sampled per prompt; a prompt gives the pair (best, worst) if their rewards differ")
+    prompts: int = opt(0, "training prompts the pairs are sampled for; 0 = steps x batch_size")
+
+
+@dataclass
+class ESOOptions:
+    """Keys under ``baseline.eso``."""
+    temperatures: list = opt([0.5, 1.0, 1.5], "sampling temperatures; the num_generations samples of a prompt "
+                             "cycle through them")
+    sft_weight: float = opt(1.0, "weight of the SFT loss on the gold target added to the REINFORCE loss")
+
+
+def _group_fits_batch(b) -> None:
+    if b.batch_size % b.num_generations:
         raise ConfigError(f"baseline.batch_size={b.batch_size} (completions per step) must be a multiple of "
                           f"baseline.num_generations={b.num_generations}")
-    if method == "eso" and len(b.temperatures) > b.num_generations:
+
+
+def check_grpo(cfg) -> None:
+    b = cfg.baseline
+    _group_fits_batch(b)
+    if b.grpo.beta < 0:
+        raise ConfigError(f"baseline.grpo.beta must be >= 0, got {b.grpo.beta}")
+    choice(b.grpo.loss_type, ["grpo", "dr_grpo", "dapo", "bnpo"], "baseline.grpo.loss_type")
+    choice(b.grpo.scale_rewards, ["group", "batch", "none"], "baseline.grpo.scale_rewards")
+
+
+def check_trdpo(cfg) -> None:
+    o = cfg.baseline.trdpo
+    at_least(o.k, 2, "baseline.trdpo.k")
+    at_least(o.tau, 1, "baseline.trdpo.tau")
+    positive(o.dpo_beta, "baseline.trdpo.dpo_beta")
+    if o.prompts < 0:
+        raise ConfigError(f"baseline.trdpo.prompts must be >= 0, got {o.prompts}")
+    if not 0.0 < o.alpha <= 1.0:
+        raise ConfigError(f"baseline.trdpo.alpha must be in (0, 1], got {o.alpha}")
+
+
+def check_eso(cfg) -> None:
+    b, o = cfg.baseline, cfg.baseline.eso
+    _group_fits_batch(b)
+    try:
+        temps = [float(t) for t in o.temperatures]
+    except (TypeError, ValueError):
+        raise ConfigError(f"baseline.eso.temperatures must be numbers, got {o.temperatures!r}") from None
+    if not temps or min(temps) <= 0:
+        raise ConfigError(f"baseline.eso.temperatures must be a non-empty list of numbers > 0, got {o.temperatures!r}")
+    if len(temps) > b.num_generations:
         raise ConfigError(f"eso draws the num_generations={b.num_generations} samples of a prompt over "
-                          f"{len(b.temperatures)} temperatures; raise baseline.num_generations or list fewer")
+                          f"{len(temps)} temperatures; raise baseline.num_generations or list fewer")
+    if o.sft_weight < 0:
+        raise ConfigError(f"baseline.eso.sft_weight must be >= 0, got {o.sft_weight}")
 
 
-def run(method: str, cfg: Config, run_dir: Path) -> dict:
-    """Build the parts, train the baseline, return a summary (also in metrics.jsonl)."""
-    from essa_hpc.assemble import build_parts
+BASELINES = Registry("baseline method", "baseline")
+BASELINES.add("grpo", "essa_hpc.baselines.grpo:run_grpo", "GRPO through TRL's GRPOTrainer, LoRA policy",
+              GRPOOptions, check_grpo)
+BASELINES.add("trdpo", "essa_hpc.baselines.trdpo:run_trdpo", "TR-DPO: DPO with a soft-updated reference, "
+              "full fine-tune", TRDPOOptions, check_trdpo)
+BASELINES.add("eso", "essa_hpc.baselines.eso:run_eso", "REINFORCE at several temperatures plus SFT on the gold "
+              "answer", ESOOptions, check_eso)
 
-    check(method, cfg)
-    parts = build_parts(cfg, with_space=False)
-    if method == "grpo":
-        from essa_hpc.baselines.grpo import run_grpo
-        return run_grpo(cfg, parts, run_dir)
-    if method == "trdpo":
-        from essa_hpc.baselines.trdpo import run_trdpo
-        return run_trdpo(cfg, parts, run_dir)
-    from essa_hpc.baselines.eso import run_eso
-    return run_eso(cfg, parts, run_dir)
+
+def check(method: str, cfg) -> None:
+    """The method's config checks; one-line ConfigError, before any model or TRL import."""
+    entry = BASELINES.entry(method)
+    if cfg.model.quantize != "none":
+        raise ConfigError("baselines train by backpropagation and need model.quantize=none")
+    entry.check(cfg)

@@ -3,39 +3,40 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import warnings
 from pathlib import Path
 
 from essa_hpc import config as config_mod
-from essa_hpc.assemble import set_threads
+from essa_hpc.assemble import build_parts, set_threads
+from essa_hpc.rankenv import RankEnv
 from essa_hpc.runlog import setup_logging
+from essa_hpc.validation import validate
 
 log = logging.getLogger("essa_hpc")
 
 
-def run_baseline(args) -> int:
+def run_baseline(args, env: RankEnv) -> int:
     from essa_hpc import baselines
 
     cfg = config_mod.load(args.config, args.overrides)
     if args.run_dir:
         cfg.run.run_dir = args.run_dir
-    cfg.validate()
+    validate(cfg)
     baselines.check(args.method, cfg)  # before logging, run dir or model
-    from essa_hpc.comm import env_rank
-    if env_rank() != 0 or int(os.environ.get("PMI_SIZE", os.environ.get("OMPI_COMM_WORLD_SIZE", "1"))) > 1:
+    if env.world > 1:
         raise config_mod.ConfigError("baselines run as one process; start them without mpiexec/srun -n >1")
     run_dir = Path(cfg.run.run_dir)
     setup_logging(0, run_dir)
     # transformers 5.2x deprecates names TRL 1.16 still passes (gradient_checkpointing -> activation_...)
     warnings.filterwarnings("ignore", category=FutureWarning, message=".*deprecated.*")
-    threads = set_threads(cfg.run.threads)
+    threads = set_threads(cfg.run.threads, env.local_world)
     run_dir.mkdir(parents=True, exist_ok=True)
     config_mod.save_yaml(cfg, run_dir / "config.yaml")
     log.info("baseline %s | run dir %s | torch threads %d | config %s", args.method, run_dir, threads, cfg.digest())
     try:
-        summary = baselines.run(args.method, cfg, run_dir)
+        parts = build_parts(cfg, with_space=False)
+        summary = baselines.BASELINES.load(args.method)(cfg, parts, run_dir)
     except baselines.BaselineError as exc:  # e.g. no preference pairs: the user can fix it; one line
         print(f"essa-hpc baseline: error: {exc}", file=sys.stderr)
         return 1

@@ -5,18 +5,20 @@ import json
 import logging
 from pathlib import Path
 
-from essa_hpc import checkpoint
+from essa_hpc.checkpoint_manager import CheckpointManager
 from essa_hpc import config as config_mod
 from essa_hpc.assemble import build_parts, set_threads
 from essa_hpc.comm import Comm
-from essa_hpc.config import ConfigError
+from essa_hpc.errors import ConfigError
+from essa_hpc.rankenv import RankEnv
 from essa_hpc.runlog import setup_logging
+from essa_hpc.validation import validate
 
 log = logging.getLogger("essa_hpc")
 
 
 def newest_checkpoint(run_dir: str | Path) -> dict:
-    found = checkpoint.latest_valid(Path(run_dir) / "checkpoints")
+    found = CheckpointManager(run_dir, writer=False).latest()
     if found is None:
         raise ConfigError(f"no valid checkpoint in {Path(run_dir) / 'checkpoints'}")
     return found
@@ -30,21 +32,21 @@ def run_config_path(run_dir: str | Path) -> Path:
 
 
 def run_config_of(run_dir: str | Path) -> config_mod.Config:
-    return config_mod.load(run_config_path(run_dir))
+    return config_mod.load(run_config_path(run_dir), saved=True)
 
 
 def check_same_search(cfg: config_mod.Config, found: dict) -> None:
     """The checkpoint's adapter only means something in the model and space it was trained in."""
-    from essa_hpc.resume import changed_settings
+    from essa_hpc.checkpoint_manager import changed_settings
 
-    keys = [k for k in config_mod.NON_RESUMABLE if k.split(".")[0] in ("model", "space")]
-    detail = changed_settings(found["config"], cfg.to_dict(), keys)
+    keys = [k for k in config_mod.non_resumable_keys(cfg) if k.split(".")[0] in ("model", "space")]
+    detail = changed_settings(config_mod.upgrade_saved(found["config"]), cfg.to_dict(), keys)
     if detail:
         raise ConfigError(f"the config does not match the run in {found['path'].parent.parent} (run -> config: "
                           f"{detail}); drop CONFIG to use the run's own config.yaml")
 
 
-def run_eval(args) -> int:
+def run_eval(args, env: RankEnv) -> int:
     from essa_hpc.evaluation import heldout_score
 
     comm = Comm()
@@ -55,26 +57,27 @@ def run_eval(args) -> int:
         if not args.run_dir:
             raise ConfigError("eval needs a CONFIG, or --run-dir (whose config.yaml is then used)")
         config_path = str(run_config_path(args.run_dir))
-    cfg = config_mod.load(config_path, overrides)
-    cfg.validate(world_size=1)
+    from_run_dir = args.run_dir and Path(config_path) == run_config_path(args.run_dir)
+    cfg = config_mod.load(config_path, overrides, saved=bool(from_run_dir))  # the run's own file may be older
+    validate(cfg, world_size=1)
     if args.adapter and not Path(args.adapter, "adapter_config.json").is_file():
         raise ConfigError(f"--adapter {args.adapter} is not a PEFT adapter directory (no adapter_config.json)")
     found = newest_checkpoint(args.run_dir) if args.run_dir else None
     if found is not None:
         check_same_search(cfg, found)
     setup_logging(comm.rank)
-    set_threads(cfg.run.threads)
+    set_threads(cfg.run.threads, env.local_world)
     parts = build_parts(cfg, with_space=found is not None)
     space, vector, source = None, None, "base"
     if found is not None:
         space = parts.space
-        space.load_state_arrays(found["state"]["space"])
+        space.load_state_dict(found["state"]["space"])
         vector = space.evaluation_vector(found["state"]["adapter"]["vector"])
         source = f"{found['path']}"
     elif args.adapter:
         from peft import PeftModel
 
-        from essa_hpc.rollout import build_rollout
+        from essa_hpc.backends import build_rollout
         peft_model = PeftModel.from_pretrained(parts.model, args.adapter)
         peft_model.eval()
         parts.rollout = build_rollout(peft_model, parts.tokenizer, cfg)
@@ -87,7 +90,7 @@ def run_eval(args) -> int:
     return 0
 
 
-def run_export(args) -> int:
+def run_export(args, env: RankEnv) -> int:
     out = Path(args.out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"export: {out} exists and is not a directory")
@@ -95,7 +98,7 @@ def run_export(args) -> int:
     found = newest_checkpoint(args.run_dir)
     setup_logging(0)
     parts = build_parts(cfg)
-    parts.space.load_state_arrays(found["state"]["space"])
+    parts.space.load_state_dict(found["state"]["space"])
     parts.space.export(found["state"]["adapter"]["vector"], args.out_dir)
     print(json.dumps({"checkpoint": str(found["path"]), "generation": found["generation"],
                       "adapter_sha256": found["state"]["adapter"]["sha256"], "out_dir": str(args.out_dir)}))

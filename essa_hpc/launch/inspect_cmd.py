@@ -10,7 +10,9 @@ import yaml
 
 from essa_hpc import checkpoint
 from essa_hpc import config as config_mod
-from essa_hpc.config import ConfigError
+from essa_hpc.errors import ConfigError
+from essa_hpc.rankenv import RankEnv
+from essa_hpc.validation import validate
 
 
 def _strategy_summary(state: dict) -> dict:
@@ -25,7 +27,7 @@ def _strategy_summary(state: dict) -> dict:
     return out
 
 
-def run_inspect(args) -> int:
+def run_inspect(args, env: RankEnv) -> int:
     path = Path(args.path)
     if path.is_dir():
         found = checkpoint.latest_valid(path / "checkpoints" if (path / "checkpoints").is_dir() else path)
@@ -38,7 +40,7 @@ def run_inspect(args) -> int:
             raise ConfigError(str(exc)) from None
     else:
         raise ConfigError(f"not found: {path}")
-    cfg = config_mod.from_dict(found["config"])
+    cfg = config_mod.from_saved(found["config"])
     state = found["state"]
     records = json.loads(state["metrics"]["records"])
     print(f"checkpoint   {found['path']}")
@@ -55,12 +57,12 @@ def run_inspect(args) -> int:
     return 0
 
 
-def run_config(args) -> int:
+def run_config(args, env: RankEnv) -> int:
     if args.describe:
         print(config_mod.describe())
         return 0
     cfg = config_mod.load(args.config, args.overrides)
-    cfg.validate()
+    validate(cfg)
     print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
     return 0
 
@@ -77,7 +79,7 @@ def slurm_job_state(job_id: str) -> str | None:
     return states[-1] if out.returncode == 0 and states else None
 
 
-def run_status(args) -> int:
+def run_status(args, env: RankEnv) -> int:
     from essa_hpc.runlog import read_metrics
 
     run_dir = Path(args.run_dir)

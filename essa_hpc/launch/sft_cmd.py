@@ -9,19 +9,21 @@ from essa_hpc import config as config_mod
 from essa_hpc.assemble import build_parts, set_threads
 from essa_hpc.comm import Comm
 from essa_hpc.evaluation import heldout_score
+from essa_hpc.rankenv import RankEnv
 from essa_hpc.runlog import setup_logging
+from essa_hpc.validation import validate
 
 log = logging.getLogger("essa_hpc")
 
 
-def run_sft(args) -> int:
+def run_sft(args, env: RankEnv) -> int:
     from essa_hpc.sft import train_sft
 
     cfg = config_mod.load(args.config, args.overrides)
-    cfg.validate()
+    validate(cfg)
     out_dir = Path(args.out or cfg.sft.out_dir or Path(cfg.run.run_dir) / "sft")
     setup_logging(0)
-    set_threads(cfg.run.threads)
+    set_threads(cfg.run.threads, env.local_world)
     parts = build_parts(cfg, with_space=False)
     info = train_sft(cfg, parts, out_dir, progress=cfg.run.progress)
     if not args.no_eval:

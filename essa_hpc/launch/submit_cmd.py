@@ -17,9 +17,11 @@ import time
 from pathlib import Path
 
 from essa_hpc import config as config_mod
-from essa_hpc.config import ConfigError
-from essa_hpc.preempt import EXIT_PREEMPTED, PreemptionFlag
+from essa_hpc.errors import ConfigError
+from essa_hpc.preempt import Preemption, requeues
+from essa_hpc.rankenv import RankEnv
 from essa_hpc.runlog import write_job_info
+from essa_hpc.validation import validate
 
 try:
     import submitit
@@ -37,10 +39,10 @@ class TrainJob(_Checkpointable):
         from essa_hpc.launch.train_cmd import run_training
         from essa_hpc.runlog import read_metrics
 
-        flag = PreemptionFlag().install()  # replaces submitit's USR2/TERM handlers, keeping them
+        flag = Preemption().install()  # replaces submitit's USR2/TERM handlers, keeping them
         comm = Comm()
-        code = run_training(self.config_path, self.overrides, self.run_dir, comm, "auto", flag)
-        if code == EXIT_PREEMPTED:
+        code = run_training(self.config_path, self.overrides, self.run_dir, comm, "auto", flag, RankEnv.from_environ())
+        if requeues(code):
             submitit_handler = flag.previous_handler(signal.SIGUSR2)
             flag.uninstall()
             comm.finalize()  # every rank leaves MPI before rank 0 requeues the job
@@ -55,12 +57,12 @@ class TrainJob(_Checkpointable):
                 "adapter_sha256": last["adapter_sha256"], "heldout_reward": last.get("heldout_reward")}
 
 
-def run_submit(args) -> int:
+def run_submit(args, env: RankEnv) -> int:
     cfg = config_mod.load(args.config, args.overrides)
     if args.run_dir:
         cfg.run.run_dir = args.run_dir
     ranks = 1 if args.local else args.nodes * args.tasks_per_node
-    cfg.validate(world_size=ranks)  # fail on the login node, not after queueing
+    validate(cfg, world_size=ranks)  # fail on the login node, not after queueing
     if args.local and args.tasks_per_node * args.nodes > 1:
         raise ConfigError("--local runs one process (no MPI launcher); drop --tasks-per-node/--nodes or use SLURM")
     run_dir = Path(cfg.run.run_dir).resolve()

@@ -1,22 +1,24 @@
-"""Search-space registry: ``space.kind`` -> class."""
+"""Search-space registry: ``space.kind`` -> its class and what it needs from the rest of the config.
+
+Space modules import torch, so their entries name the class as a string (imported only
+when a space is built) and state their cross-section needs as data, which validation
+reads without torch: ``strategies`` (the strategy kinds that can search it; None = any),
+``float_base`` (True: it perturbs the base weights, so ``model.quantize`` must be none),
+``lora_targets`` (True: ``space.target_modules`` must name modules of the model).
+Adding a space: its file plus one ``SPACES.add`` line.
+"""
 from __future__ import annotations
 
-from essa_hpc.config import Config
-from essa_hpc.spaces.base import SearchSpace
+from essa_hpc.registry import Registry
+
+SPACES = Registry("space.kind", "search space")
+SPACES.add("svd_lora", "essa_hpc.spaces.svd_lora:SVDLoRASpace",
+           "ESSA: the singular values of SVD-decomposed LoRA factors", lora_targets=True)
+SPACES.add("lora", "essa_hpc.spaces.lora:LoRASpace", "plain LoRA: every entry of A and B", lora_targets=True)
+SPACES.add("full", "essa_hpc.spaces.full:FullSpace", "every base weight, seed-addressed noise, as in ES at scale",
+           strategies=("open_es",), float_base=True)
 
 
-def registry() -> dict:
-    from essa_hpc.spaces.lora import LoRASpace
-    from essa_hpc.spaces.svd_lora import SVDLoRASpace
-
-    kinds = {"svd_lora": SVDLoRASpace, "lora": LoRASpace}
-    try:
-        from essa_hpc.spaces.full import FullSpace
-        kinds["full"] = FullSpace
-    except ImportError:
-        pass
-    return kinds
-
-
-def build_space(model, cfg: Config) -> SearchSpace:
-    return registry()[cfg.space.kind](model, cfg.space, cfg.run.seed)
+def build_space(model, cfg):
+    """The space ``cfg.space.kind`` around ``model`` (``cfg``: the whole Config)."""
+    return SPACES.load(cfg.space.kind)(model, cfg.space, cfg.run.seed)

@@ -15,9 +15,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from essa_hpc.strategies.base import SeedUpdate  # noqa: F401  (the type after_tell takes)
+
 
 class SearchSpace(ABC):
     batched: bool = True
+    # True when a candidate is a seed address and the parameters live in the space (the full
+    # space): the strategy then takes its seed-addressed form and returns a ``SeedUpdate``.
+    seed_addressed: bool = False
     dim: int
 
     def __init__(self, model: nn.Module):
@@ -47,18 +52,18 @@ class SearchSpace(ABC):
         """What to ``apply`` to score the current solution; None = the model as restored."""
         return mean
 
-    def after_tell(self, cands: np.ndarray, update: np.ndarray | None) -> None:
-        """Spaces that hold their own parameters apply the strategy's update here."""
+    def after_tell(self, cands: np.ndarray, update: "SeedUpdate | None") -> None:
+        """Seed-addressed spaces apply the strategy's ``SeedUpdate`` here; vector spaces have nothing to do."""
 
     def digest(self, mean: np.ndarray) -> str:
         """SHA-256 of the current adapter (what ranks compare and metrics record)."""
         return self.vector_sha256(mean)
 
-    def state_arrays(self) -> dict:
+    def state_dict(self) -> dict:
         """Arrays that define the space (frozen factors etc.), for checkpoints."""
         return {}
 
-    def load_state_arrays(self, stored: dict, where: str = "space") -> None:
+    def load_state_dict(self, stored: dict) -> None:
         """Resume: by default the rebuilt space must equal the checkpoint's (it is derived, not trained)."""
         def compare(now, saved, path: str) -> None:
             if isinstance(now, dict):
@@ -69,7 +74,7 @@ class SearchSpace(ABC):
             if saved.shape != now.shape or not np.allclose(saved, now, rtol=0, atol=1e-9):
                 raise SpaceMismatch(f"search space '{path}' differs from the checkpoint (start adapter changed?)")
 
-        compare(self.state_arrays(), stored, where)
+        compare(self.state_dict(), stored, "space")
 
     @staticmethod
     def vector_sha256(vector: np.ndarray) -> str:

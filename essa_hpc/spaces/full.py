@@ -21,10 +21,12 @@ import torch
 from essa_hpc import seeding
 from essa_hpc.config import SpaceConfig
 from essa_hpc.spaces.base import SearchSpace
+from essa_hpc.strategies.base import SeedUpdate
 
 
 class FullSpace(SearchSpace):
     batched = False
+    seed_addressed = True
     dim = 3  # a candidate is its noise address (generation, k, signed sigma); see SeedES
 
     def __init__(self, model, cfg: SpaceConfig, run_seed: int):
@@ -57,11 +59,11 @@ class FullSpace(SearchSpace):
             p.copy_(self.master[t])
 
     @torch.no_grad()
-    def after_tell(self, cands: np.ndarray, update: np.ndarray | None) -> None:
+    def after_tell(self, cands: np.ndarray, update: SeedUpdate | None) -> None:
         """θ ← θ + Σ_n c_n·sign_n·ε_n; mirrored members share their noise, so it is drawn once."""
-        assert update is not None and len(update) == len(cands)
+        assert isinstance(update, SeedUpdate) and len(update.coefficients) == len(cands)
         weights: dict[tuple[int, int], float] = {}
-        for (generation, k, scale), c in zip(cands, update):
+        for (generation, k, scale), c in zip(cands, update.coefficients):
             key = (int(generation), int(k))
             weights[key] = weights.get(key, 0.0) + float(c) * float(np.sign(scale))
         for t in range(len(self.master)):
@@ -81,10 +83,10 @@ class FullSpace(SearchSpace):
             h.update(tensor.numpy().tobytes())
         return h.hexdigest()
 
-    def state_arrays(self) -> dict:
+    def state_dict(self) -> dict:
         return {"master": {name: m.numpy() for (name, _), m in zip(self.params, self.master)}}
 
-    def load_state_arrays(self, stored: dict, where: str = "space") -> None:
+    def load_state_dict(self, stored: dict) -> None:
         for t, (name, _) in enumerate(self.params):
             self.master[t].copy_(torch.from_numpy(np.asarray(stored["master"][name], dtype=np.float32)))
         self.restore()

@@ -63,7 +63,7 @@ class SVDLoRASpace(WrappedLoRASpace):
         return {name: tuple(t.float() for t in layer.materialize(s[i, 0], s[i, 1]))
                 for i, (name, layer) in enumerate(zip(self.names, self.layers))}
 
-    def state_arrays(self) -> dict:
+    def state_dict(self) -> dict:
         out = {"base_s": self.base_s.numpy()}
         for name, layer in zip(self.names, self.layers):
             out[name] = {key: t.numpy() for key, t in layer.factors.items()}

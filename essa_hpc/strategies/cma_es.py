@@ -20,12 +20,29 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from essa_hpc import seeding
+from essa_hpc.options import choice, opt
 from essa_hpc.strategies.base import Strategy, rng_state, set_rng_state
+
+HELP = "CMA-ES through pycma, ESSA's optimiser"
+
+
+@dataclass
+class Options:
+    """Keys under ``strategy.cma_es``."""
+    covariance: str = opt("separable", "full | separable (diagonal; fast for large dim)", resumable=False)
+    ties: str = opt("skip", "on all-equal rewards: skip (no update; pycma would random-walk the mean) "
+                    "| rank (pycma's arbitrary order)")
+
+
+def check_config(cfg) -> None:
+    choice(cfg.strategy.cma_es.covariance, ["full", "separable"], "strategy.cma_es.covariance")
+    choice(cfg.strategy.cma_es.ties, ["skip", "rank"], "strategy.cma_es.ties")
 
 STATE_ATTRS = ["mean", "sigma", "countiter", "countevals", "pc", "mean_old", "adapt_sigma.ps",
                "sigma_vec.scaling", "sigma_vec.is_identity", "sm.C", "sm.B", "sm.D",
@@ -69,6 +86,12 @@ class CMAES(Strategy):
             warnings.simplefilter("ignore")
             self.es = cma.CMAEvolutionStrategy(np.asarray(x0, dtype=np.float64), sigma0, opts)
         self._asked: np.ndarray | None = None
+
+    @classmethod
+    def from_config(cls, strategy_cfg, x0: np.ndarray, sigma0: float, run_seed: int) -> "CMAES":
+        o = strategy_cfg.cma_es
+        return cls(x0, strategy_cfg.population, sigma0, run_seed, covariance=o.covariance,
+                   mirrored=strategy_cfg.mirrored, ties=o.ties)
 
     def ask(self) -> np.ndarray:
         with threadpool_limits(1):

@@ -7,11 +7,35 @@ Rewards are MAXIMISED.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from essa_hpc import seeding
+from essa_hpc.errors import ConfigError
+from essa_hpc.options import choice, opt, positive
 from essa_hpc.strategies.base import Strategy
 from essa_hpc.strategies.shaping import SHAPERS
+
+HELP = "OpenAI-ES: mirrored sampling, shaped fitness, SGD or Adam; ES at scale's rule on the full space"
+
+
+@dataclass
+class Options:
+    """Keys under ``strategy.open_es``."""
+    learning_rate: float = opt(0.05, "step size of the optimizer (the paper's alpha for the full space)")
+    optimizer: str = opt("adam", "sgd | adam (the full space always takes plain SGD steps)")
+    shaping: str = opt("centered_rank", "fitness shaping: centered_rank | z_score")
+    weight_decay: float = opt(0.0, "L2 decay toward the start (0 = off; vector spaces only)")
+
+
+def check_config(cfg) -> None:
+    o = cfg.strategy.open_es
+    positive(o.learning_rate, "strategy.open_es.learning_rate")
+    choice(o.optimizer, ["sgd", "adam"], "strategy.open_es.optimizer")
+    choice(o.shaping, sorted(SHAPERS), "strategy.open_es.shaping")
+    if o.weight_decay < 0:
+        raise ConfigError(f"strategy.open_es.weight_decay must be >= 0, got {o.weight_decay}")
 
 
 class OpenES(Strategy):
@@ -26,6 +50,12 @@ class OpenES(Strategy):
         self.m = np.zeros(self.dim)
         self.v = np.zeros(self.dim)
         self.generation = 0
+
+    @classmethod
+    def from_config(cls, strategy_cfg, x0: np.ndarray, sigma0: float, run_seed: int) -> "OpenES":
+        o = strategy_cfg.open_es  # always mirrored: the +/- pairs are the estimator
+        return cls(x0, strategy_cfg.population, sigma0, run_seed, learning_rate=o.learning_rate,
+                   optimizer=o.optimizer, shaping=o.shaping, weight_decay=o.weight_decay)
 
     def noise(self, generation: int) -> np.ndarray:
         """The half-population of directions; row i and row i+half are ±pairs."""

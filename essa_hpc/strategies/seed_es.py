@@ -7,13 +7,15 @@ into update coefficients with the paper's rule
 
     θ ← θ + α · (1/N) · Σ_n z_n · ε_n      (z = z-scored reward; 1/σ folded into α)
 
-and returns them for the space to apply. Rewards are MAXIMISED.
+and hands them to the space as a ``SeedUpdate``. It is the form ``open_es`` takes on a
+space whose candidates are seed addresses (the strategy registry's ``seed_addressed``).
+Rewards are MAXIMISED.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from essa_hpc.strategies.base import Strategy
+from essa_hpc.strategies.base import SeedUpdate, Strategy
 from essa_hpc.strategies.shaping import SHAPERS
 
 
@@ -24,6 +26,13 @@ class SeedES(Strategy):
         self.population, self.dim = population, 3
         self.sigma, self.lr, self.shaping, self.mirrored = sigma, learning_rate, shaping, mirrored
         self.generation = 0
+        self._update: SeedUpdate | None = None
+
+    @classmethod
+    def from_config(cls, strategy_cfg, x0: np.ndarray, sigma0: float, run_seed: int) -> "SeedES":
+        o = strategy_cfg.open_es  # x0 and run_seed are unused: the space holds the weights and the noise
+        return cls(strategy_cfg.population, sigma0, o.learning_rate, shaping=o.shaping,
+                   mirrored=strategy_cfg.mirrored)
 
     def ask(self) -> np.ndarray:
         n = np.arange(self.population)
@@ -38,9 +47,12 @@ class SeedES(Strategy):
         rewards = np.asarray(rewards, dtype=np.float64)
         assert rewards.shape == (self.population,)
         z_n = SHAPERS[self.shaping](rewards)
-        coefficients = self.lr * z_n / self.population  # times sign_n · ε_n, summed by the space
+        self._update = SeedUpdate(self.lr * z_n / self.population)  # times sign_n · ε_n, summed by the space
         self.generation += 1
-        return {"update_coefficients": coefficients}
+        return {}
+
+    def space_update(self) -> SeedUpdate | None:
+        return self._update
 
     @property
     def mean(self) -> np.ndarray:

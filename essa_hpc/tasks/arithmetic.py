@@ -9,11 +9,24 @@ from __future__ import annotations
 import functools
 
 from essa_hpc import seeding
+from essa_hpc.errors import ConfigError
 from essa_hpc.tasks.answers import exact_reward, last_number, numeric_train_reward
 from essa_hpc.tasks.base import Task
 
 _OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
 TRAIN_POOL_SIZE = 20_000
+HELP = "seeded a∘b problems; task.digits, task.operators and task.prompt_template shape them"
+
+
+def check_config(cfg) -> None:
+    """``cfg``: the task section."""
+    if not 1 <= cfg.digits <= 6:
+        raise ConfigError(f"task.digits must be 1..6, got {cfg.digits}")
+    if "{expr}" not in cfg.prompt_template:
+        raise ConfigError(f"task.prompt_template must contain {{expr}}, got {cfg.prompt_template!r}")
+    bad = set(cfg.operators) - set("+-*")
+    if not cfg.operators or bad:
+        raise ConfigError(f"task.operators must be a non-empty subset of '+-*', got {cfg.operators!r}")
 
 
 class ArithmeticTask(Task):

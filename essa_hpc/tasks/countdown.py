@@ -32,7 +32,7 @@ import re
 from fractions import Fraction
 
 from essa_hpc import seeding
-from essa_hpc.config import ConfigError
+from essa_hpc.errors import ConfigError
 from essa_hpc.tasks import data
 from essa_hpc.tasks.answers import last_tag, parse_number
 from essa_hpc.tasks.base import Task

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import importlib
 
-from essa_hpc.config import ConfigError
+from essa_hpc.errors import ConfigError
 from essa_hpc.tasks import data
 from essa_hpc.tasks.arithmetic import ArithmeticTask
+from essa_hpc.tasks.arithmetic import check_config as check_arithmetic
 from essa_hpc.tasks.base import Task
 
 LAYOUTS = [("prompt", "answer")]
@@ -50,6 +51,8 @@ def check_config(cfg) -> None:
         raise ConfigError("task.kind=custom needs task.reward_fn='module:function'")
     load_reward_fn(cfg.reward_fn)
     data.check_paths(cfg, LAYOUTS)
+    if not cfg.data_path:  # problems come from the arithmetic generator
+        check_arithmetic(cfg)
 
 
 class CustomTask(Task):

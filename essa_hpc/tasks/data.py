@@ -11,7 +11,7 @@ import glob
 import json
 from pathlib import Path
 
-from essa_hpc.config import ConfigError
+from essa_hpc.errors import ConfigError
 
 _LOADERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from essa_hpc.config import ConfigError
+from essa_hpc.errors import ConfigError
 from essa_hpc.tasks import data
 from essa_hpc.tasks.answers import final_number, number_after_marker, numbers_equal, numeric_train_reward, parse_number
 from essa_hpc.tasks.base import Task

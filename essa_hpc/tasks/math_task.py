@@ -21,7 +21,7 @@ import ast
 import functools
 import re
 
-from essa_hpc.config import ConfigError
+from essa_hpc.errors import ConfigError
 from essa_hpc.rewards import RewardTimeout
 from essa_hpc.tasks import data
 from essa_hpc.tasks.answers import last_boxed

@@ -18,7 +18,7 @@ import difflib
 import functools
 from collections.abc import Sequence
 
-from essa_hpc.config import ConfigError
+from essa_hpc.errors import ConfigError
 from essa_hpc.tasks.answers import last_tag
 from essa_hpc.tasks.base import Task
 from essa_hpc.tasks.safe_expr import looks_safe_to_eval

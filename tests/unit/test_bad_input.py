@@ -12,7 +12,7 @@ ONE_LINE_BEFORE_MODEL = [
     (["strategy.sigma0=nan"], "strategy.sigma0: expected a finite number, got 'nan'"),
     (["rollout.temperature=nan"], "rollout.temperature: expected a finite number"),
     (["sft.learning_rate=nan"], "sft.learning_rate: expected a finite number"),
-    (["strategy.learning_rate=inf"], "strategy.learning_rate: expected a finite number"),
+    (["strategy.open_es.learning_rate=inf"], "strategy.open_es.learning_rate: expected a finite number"),
     (["task.reward_timeout_s=-inf"], "task.reward_timeout_s: expected a finite number"),
     (["space.alpha_fraction=.nan"], "space.alpha_fraction: expected a finite number"),
     (["run.seed=-1"], "run.seed must be >= 0"),

@@ -5,16 +5,17 @@ import torch
 
 from essa_hpc import config
 from essa_hpc.assemble import build_parts, build_search
+from essa_hpc.validation import validate
 from helpers import TINY
 
-FULL = ["space.kind=full", "strategy.kind=open_es", "strategy.shaping=z_score", "strategy.sigma_relative=false",
-        "strategy.sigma0=0.01", "strategy.learning_rate=0.005", "strategy.mirrored=false",
+FULL = ["space.kind=full", "strategy.kind=open_es", "strategy.open_es.shaping=z_score", "strategy.sigma_relative=false",
+        "strategy.sigma0=0.01", "strategy.open_es.learning_rate=0.005", "strategy.mirrored=false",
         "strategy.population=6", "rollout.group_size=1"]
 
 
 def full_parts(*extra):
     cfg = config.load(TINY, FULL + list(extra))
-    cfg.validate()
+    validate(cfg)
     parts = build_parts(cfg)
     return cfg, parts, build_search(cfg, parts.space)
 
@@ -47,11 +48,11 @@ def test_update_is_alpha_mean_of_z_times_noise():
     start = [m.clone() for m in p.space.master]
     cands = strategy.ask()
     rewards = np.array([0.0, 1.0, 0.5, 0.2, 0.9, 0.1])
-    info = strategy.tell(rewards)
-    p.space.after_tell(cands, info["update_coefficients"])
+    strategy.tell(rewards)
+    p.space.after_tell(cands, strategy.space_update())
     z = (rewards - rewards.mean()) / rewards.std()
     for t in (0, len(start) - 1):
-        expected = start[t] + sum(cfg.strategy.learning_rate / 6 * z[n] * p.space.noise(0, n, t) for n in range(6))
+        expected = start[t] + sum(cfg.strategy.open_es.learning_rate / 6 * z[n] * p.space.noise(0, n, t) for n in range(6))
         torch.testing.assert_close(p.space.master[t], expected, rtol=0, atol=1e-6)
     # the model now holds the updated master exactly
     for (_, param), m in zip(p.space.params, p.space.master):

@@ -5,6 +5,7 @@ import pytest
 from essa_hpc import config
 from essa_hpc.assemble import build_parts, initial_sigma
 from essa_hpc.tasks.answers import dense_reward, exact_reward
+from essa_hpc.validation import validate
 from helpers import TINY
 
 
@@ -46,7 +47,7 @@ def test_prompt_template_and_raw_prompts():
     assert item["prompt"].endswith("=") and not item["prompt"].startswith("What")
     assert p.rollout.render(item) == item["prompt"]
     with pytest.raises(config.ConfigError, match="must contain"):
-        config.load(TINY, ["task.prompt_template=What is it?"]).validate()
+        validate(config.load(TINY, ["task.prompt_template=What is it?"]))
 
 
 def test_tiebreak_reward_orders_only_candidates_with_equal_exact_scores():

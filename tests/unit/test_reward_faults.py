@@ -9,7 +9,9 @@ import pytest
 from essa_hpc import config
 from essa_hpc.config import ConfigError, TaskConfig
 from essa_hpc.reward_worker import RewardWorker
-from essa_hpc.rewards import FAULT_KINDS, RewardRunner, checked, isolation_for
+from essa_hpc.rewards import FAULT_KINDS, RewardRunner, checked
+from essa_hpc.tasks import reward_isolation as isolation_for
+from essa_hpc.validation import validate
 from helpers import TINY, cli_env, essa, metrics
 
 PLUGIN = '''
@@ -106,7 +108,7 @@ def test_isolation_defaults():
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
 def test_reward_timeout_must_be_a_positive_number(value):
     with pytest.raises(ConfigError, match="reward_timeout_s"):
-        config.load(TINY, [f"task.reward_timeout_s={value}"]).validate()
+        validate(config.load(TINY, [f"task.reward_timeout_s={value}"]))
 
 
 def test_faults_reach_every_metrics_line_and_the_summary(plugin, tmp_path):

@@ -1,29 +1,43 @@
-"""Strategies: pure ask/tell that maximise, replay identically, and learn a sphere."""
+"""Strategies: pure ask/tell that maximise, replay identically, and learn a sphere.
+
+The contract tests run over every registered strategy (``STRATEGIES``), built the way
+the trainer builds them, from a config; a new strategy is tested by registering it.
+"""
 import numpy as np
 import pytest
 
-from essa_hpc import checkpoint
+from essa_hpc import checkpoint, config
+from essa_hpc.strategies import STRATEGIES, build_strategy
 from essa_hpc.strategies.cma_es import CMAES
-from essa_hpc.strategies.open_es import OpenES
 from essa_hpc.strategies.shaping import centered_rank, z_score
+from essa_hpc.strategies.snes import rank_utilities
 
 DIM = 12
 TARGET = np.linspace(-1, 1, DIM)
+POPULATION = {"cma_es": 8}     # the others: 16
+SIGMA0 = {"open_es": 0.1}      # the others: 0.3
 
 
 def sphere_reward(x_n):  # higher is better; max 0 at TARGET
     return -np.sum((x_n - TARGET) ** 2, axis=1)
 
 
-def make(kind, seed=0, **kw):
-    if kind == "cma_sep":
-        return CMAES(np.zeros(DIM), 8, 0.3, seed, covariance="separable", mirrored=True)
-    if kind == "cma_full":
-        return CMAES(np.zeros(DIM), 8, 0.3, seed, covariance="full", mirrored=False)
-    return OpenES(np.zeros(DIM), 16, 0.1, seed, learning_rate=0.05, optimizer=kw.get("opt", "adam"))
+def make(case, seed=0, *extra):
+    """``case``: 'kind' or 'kind:variant'; variants set a kind's options."""
+    kind, _, variant = case.partition(":")
+    overrides = [f"strategy.kind={kind}", f"strategy.population={POPULATION.get(kind, 16)}", *VARIANTS.get(case, []),
+                 *extra]
+    cfg = config.load(None, overrides)
+    return build_strategy(cfg.strategy, np.zeros(DIM), SIGMA0.get(kind, 0.3), seed)
 
 
-KINDS = ["cma_sep", "cma_full", "open_es"]
+VARIANTS = {"cma_es:full": ["strategy.cma_es.covariance=full", "strategy.mirrored=false"]}
+KINDS = STRATEGIES.names() + list(VARIANTS)
+
+
+def test_every_registered_strategy_is_covered():
+    assert {"cma_es", "open_es", "snes"} <= set(KINDS)
+    assert type(make("cma_es:full")).__name__ == "CMAES" and make("cma_es:full").es.opts["CMA_diagonal"] is False
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -63,18 +77,38 @@ def test_state_dict_resume_is_bit_identical(kind):
 
 
 def test_cma_mirrored_pairs():
-    s = make("cma_sep")
+    s = make("cma_es")
     x = s.ask() - s.mean
     assert np.allclose(x[0::2], -x[1::2])
 
 
-def test_open_es_mirrored_pairs_and_flat_fitness_gives_no_update():
-    s = make("open_es", opt="sgd")
+@pytest.mark.parametrize("case", [("open_es", "strategy.open_es.optimizer=sgd"), ("snes", "strategy.mirrored=true")])
+def test_mirrored_pairs_and_flat_fitness_gives_no_update(case):
+    s = make(case[0], 0, case[1])
     x = s.ask() - s.mean
     assert np.allclose(x[:8], -x[8:])
     before = s.mean
     s.tell(np.full(16, 0.5))
     assert np.array_equal(s.mean, before)
+
+
+def test_snes_utilities_rank_ties_and_nan():
+    u = rank_utilities(np.array([3.0, 1.0, np.nan, 2.0]))
+    assert np.isclose(u.sum(), 0) and np.argmax(u) == 0 and u[2] == u.min()
+    assert u[0] > u[3] > u[1] >= u[2]
+    assert np.allclose(rank_utilities(np.full(6, 0.5)), 0.0)
+    tied = rank_utilities(np.array([1.0, 1.0, 0.0, 0.0]))
+    assert tied[0] == tied[1] > tied[2] == tied[3]
+
+
+def test_snes_adapts_step_sizes_per_coordinate():
+    # only coordinate 0 matters: its step size must shrink near the optimum relative to the others
+    s = make("snes")
+    for _ in range(40):
+        x = s.ask()
+        s.tell(-(x[:, 0] - 0.5) ** 2)
+    assert abs(s.mean[0] - 0.5) < 0.05
+    assert s.sigma[0] < 0.5 * np.median(s.sigma[1:])
 
 
 def test_nan_is_worst_and_maximising():

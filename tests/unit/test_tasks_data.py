@@ -8,8 +8,9 @@ import pytest
 from essa_hpc import config
 from essa_hpc.config import ConfigError, TaskConfig
 from essa_hpc.rewards import RewardRunner
-from essa_hpc.tasks import build_task, check_task_config, data, registry
+from essa_hpc.tasks import TASKS, build_task, check_task_config, data
 from essa_hpc.tasks.countdown import CountdownTask
+from essa_hpc.validation import validate
 
 COUNTDOWN_ROWS = [{"id": i, "context": f"Using the numbers [{i} 2 3], make {i + 5}.\n<think>",
                    "numbers": f"[{i}, 2, 3]", "target": str(i + 5), "solution": f"({i} + 2) + 3"} for i in range(1, 7)]
@@ -124,7 +125,7 @@ def plugin(tmp_path, monkeypatch):
 ])
 def test_custom_reward_fn_is_checked_at_config_time(plugin, spec, message):
     with pytest.raises(ConfigError, match=message) as err:
-        config.load(None, ["task.kind=custom", f"task.reward_fn={spec}"]).validate()
+        validate(config.load(None, ["task.kind=custom", f"task.reward_fn={spec}"]))
     _one_line(err)
 
 
@@ -153,7 +154,7 @@ def test_custom_plugin_errors_are_contained_by_the_runner(plugin):
 # --- registry and config ------------------------------------------------------------------
 
 def test_registry_and_heldout_path_field():
-    assert set(registry()) == {"arithmetic", "countdown", "gsm8k", "math", "rg", "custom"}
+    assert set(TASKS.names()) == {"arithmetic", "countdown", "gsm8k", "math", "rg", "custom"}
     assert "task.heldout_path" in config.describe()
     with pytest.raises(ConfigError, match=r"not one of: arithmetic, countdown, gsm8k, math, custom, rg:<name>"):
         check_task_config(TaskConfig(kind="rg"))
