@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import re
-import time
 from pathlib import Path
 
 import h5py
@@ -106,6 +105,14 @@ def file_image(generation: int, state: dict, config: dict) -> bytes:
         return f.id.get_file_image()
 
 
+def write_file(path: Path, image: bytes) -> None:
+    """Write ``image`` to ``path`` and fsync it (a temp file; ``save`` renames it into place)."""
+    with open(path, "wb") as fh:
+        fh.write(image)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def save(ckpt_dir: str | Path, generation: int, state: dict, config: dict, keep: int) -> Path:
     ckpt_dir = Path(ckpt_dir)
     final = checkpoint_path(ckpt_dir, generation)
@@ -113,16 +120,7 @@ def save(ckpt_dir: str | Path, generation: int, state: dict, config: dict, keep:
     image = file_image(generation, state, config)
     try:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as fh:
-            half = len(image) // 2
-            fh.write(image[:half])
-            slow = float(os.environ.get("ESSA_TEST_SLOW_CKPT_S", "0"))  # test hook: widen the kill window
-            if slow:
-                fh.flush()
-                time.sleep(slow)
-            fh.write(image[half:])
-            fh.flush()
-            os.fsync(fh.fileno())
+        write_file(tmp, image)
         os.replace(tmp, final)
         _fsync_dir(ckpt_dir)
     except OSError as exc:

@@ -1,10 +1,15 @@
-"""Preemption and Ctrl-C: a signal only sets a flag; the trainer acts at a generation boundary.
+"""Preemption and Ctrl-C, owned by one object: the signal flag, the agreement of all ranks
+at each generation boundary, and the requeue policy.
+
+A signal only sets a flag; the trainer acts at a generation boundary.
 
 SIGUSR1, SIGUSR2 (SLURM's warning signals; submitit uses USR2) and SIGTERM set the
 flag with exit code EXIT_PREEMPTED. SIGINT (Ctrl-C, which mpiexec forwards to every
 rank) does the same with EXIT_INTERRUPTED; a second SIGINT ends the process at once,
 without a checkpoint. At the end of each generation the ranks agree on the largest
-code with one int32 allreduce, rank 0 checkpoints, and every rank exits with it.
+code with one int32 allreduce (``agree``), rank 0 checkpoints, and every rank exits with it.
+Requeue policy (``requeues``): a preemption (75) is requeued, by ``slurm/essa.sbatch`` or by
+submitit's handler in ``essa-hpc submit``; an interrupt (130) never is.
 
 Once the run is over, ``quiet()`` sets every one of these signals to SIG_IGN. Python's
 shutdown puts its own handlers back to the default (which kills the process), but it
@@ -23,13 +28,13 @@ EXIT_INTERRUPTED = 130
 SIGNALS = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGINT)
 
 
-class PreemptionFlag:
+class Preemption:
     def __init__(self):
         self.signal_name: str | None = None
         self.code = 0  # 0, EXIT_PREEMPTED or EXIT_INTERRUPTED
         self._previous: dict = {}
 
-    def install(self, signals=SIGNALS) -> "PreemptionFlag":
+    def install(self, signals=SIGNALS) -> "Preemption":
         for sig in signals:
             self._previous[sig] = signal.signal(sig, self._handle)
         return self
@@ -69,10 +74,12 @@ class PreemptionFlag:
     def requested(self) -> bool:
         return self.code != 0
 
+    def agree(self, comm) -> int:
+        """The stop code every rank acts on: the largest of all ranks' codes. A collective:
+        every rank calls it once per generation, signalled or not."""
+        return comm.agree_max(self.code)
 
-def test_signal_hook(generation: int, rank: int) -> None:
-    """Tests only: ESSA_TEST_PREEMPT_AT="2,5" makes rank 0 send itself SIGUSR1 as generation 2
-    (and 5) begins, so a test can preempt at an exact generation through the real signal path."""
-    wanted = os.environ.get("ESSA_TEST_PREEMPT_AT", "")
-    if rank == 0 and str(generation) in wanted.split(","):
-        os.kill(os.getpid(), signal.SIGUSR1)
+
+def requeues(code: int) -> bool:
+    """Whether a run that ended with ``code`` should be requeued (the job's policy)."""
+    return code == EXIT_PREEMPTED

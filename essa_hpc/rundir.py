@@ -23,7 +23,7 @@ import socket
 import time
 from pathlib import Path
 
-from essa_hpc.config import ConfigError
+from essa_hpc.errors import ConfigError
 
 LOCK_NAME = ".lock"
 # What an earlier run leaves behind; kept together when a fresh run starts over.
@@ -60,7 +60,8 @@ class RunDirLock:
         self.path = Path(run_dir) / LOCK_NAME
         self._fd: int | None = None
 
-    def acquire(self) -> "RunDirLock":
+    def acquire(self, job_id: str | None = None) -> "RunDirLock":
+        """Take the lock, recording this process (and its SLURM ``job_id``) for the next one to name."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -74,7 +75,7 @@ class RunDirLock:
                 raise ConfigError(f"cannot lock run dir {self.path.parent}: {exc.strerror}") from None
             raise ConfigError(f"run dir {self.path.parent} is in use by another run ({self.holder()}); "
                               f"wait for it, stop it, or use another --run-dir") from None
-        holder = {"host": socket.gethostname(), "pid": os.getpid(), "job_id": os.environ.get("SLURM_JOB_ID"),
+        holder = {"host": socket.gethostname(), "pid": os.getpid(), "job_id": job_id,
                   "since": time.strftime("%Y-%m-%d %H:%M:%S")}
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps(holder).encode())

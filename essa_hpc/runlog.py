@@ -33,11 +33,24 @@ def setup_logging(rank: int, run_dir: Path | None = None) -> None:
 
 
 class MetricsLog:
-    """One JSON line per generation; rank 0 writes, fsyncing so a crash keeps every finished line."""
+    """One JSON line per generation; rank 0 writes, fsyncing so a crash keeps every finished line.
+    A checkpoint holds the lines up to its generation (``state_dict``); a resume starts from them."""
 
     def __init__(self, path: Path, enabled: bool):
         self.path, self.enabled = Path(path), enabled
         self.records: list[dict] = []
+        self._staged: dict | None = None
+
+    def stage(self, record: dict) -> None:
+        """``record`` belongs in the checkpoint about to be written, before ``write`` adds it."""
+        self._staged = record
+
+    def state_dict(self) -> dict:
+        staged = [self._staged] if self._staged is not None else []
+        return {"records": json.dumps(self.records + staged)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.reset(json.loads(state["records"]))
 
     def reset(self, records: list[dict]) -> None:
         """Start from the records a checkpoint holds, dropping lines written after it."""
@@ -48,6 +61,7 @@ class MetricsLog:
             os.replace(tmp, self.path)
 
     def write(self, record: dict) -> None:
+        self._staged = None
         self.records.append(record)
         if self.enabled:
             with open(self.path, "a") as fh:

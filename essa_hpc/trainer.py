@@ -10,22 +10,18 @@ Line g of metrics.jsonl describes the adapter after g updates; line 0 is the sta
 """
 from __future__ import annotations
 
-import json
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from essa_hpc import checkpoint
-from essa_hpc.assemble import build_parts, build_search, initial_sigma
+from essa_hpc.assemble import Parts, build_search, initial_sigma
+from essa_hpc.checkpoint_manager import CheckpointManager, FnState
 from essa_hpc.comm import Comm
 from essa_hpc.config import Config
 from essa_hpc.evaluation import evaluate_population, heldout_score
-from essa_hpc.model import model_fingerprint
-from essa_hpc.preempt import EXIT_INTERRUPTED, PreemptionFlag, test_signal_hook
-from essa_hpc.resume import restore_space_check
+from essa_hpc.preempt import EXIT_INTERRUPTED, Preemption
 from essa_hpc.rewards import FAULT_KINDS
 from essa_hpc.runlog import MetricsLog, Stopwatch, write_summary
 
@@ -37,27 +33,51 @@ class RankMismatchError(RuntimeError):
 
 
 class Trainer:
-    def __init__(self, cfg: Config, comm: Comm, run_dir: Path, found: dict | None = None,
-                 preempt: PreemptionFlag | None = None):
-        """``found``: the checkpoint to resume from (``resume.check_resumable``), or None."""
+    def __init__(self, cfg: Config, comm: Comm, run_dir: Path, parts: Parts, found: dict | None = None,
+                 preempt: Preemption | None = None):
+        """``parts``: what ``assemble.build_parts`` built (or a test's fakes); ``found``: the
+        checkpoint to resume from (``CheckpointManager.find_resume``), or None."""
         self.cfg, self.comm, self.run_dir = cfg, comm, Path(run_dir)
-        self.ckpt_dir = self.run_dir / "checkpoints"
-        self.preempt = preempt or PreemptionFlag()
-        self.parts = build_parts(cfg)
-        self.space, self.task = self.parts.space, self.parts.task
+        self.preempt = preempt or Preemption()
+        self.parts = parts
+        self.space, self.task = parts.space, parts.task
         self.strategy = build_search(cfg, self.space)
-        self.fingerprint = model_fingerprint(self.parts.model)
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", comm.is_root)
+        self.ckpt = CheckpointManager(self.run_dir, cfg.ckpt.every, cfg.ckpt.keep, writer=comm.is_root)
         self.generation = 0
         if found is None:
-            self.metrics.reset([])  # an earlier run's files were set aside in setup (rundir.set_aside)
+            self.metrics.reset([])  # an earlier run's files were set aside in setup (CheckpointManager.prepare)
         else:
-            restore_space_check(found, self.space, self.fingerprint)
-            self.strategy.load_state_dict(found["state"]["strategy"])
-            self.generation = found["generation"]
-            self.metrics.reset(json.loads(found["state"]["metrics"]["records"]))
-            log.info("resumed from %s at generation %d", found["path"].name, self.generation)
+            self.ckpt.restore(found, self.checkpoint_parts())
         self.heldout = self.task.heldout()
+
+    def checkpoint_parts(self) -> dict:
+        """What a checkpoint holds, in load order: the base model's identity first (a wrong model is
+        refused before anything loads), then the space, the strategy, the counters, the metrics,
+        and last a check that the restored adapter is the one that was saved."""
+        return {"model": FnState(self._model_identity, self._check_model),
+                "space": self.space, "strategy": self.strategy,
+                "sampler": FnState(lambda: {"kind": "seeded", "generation": self.generation}, self._load_counters),
+                "metrics": self.metrics,
+                "adapter": FnState(self._adapter_record, self._check_adapter)}
+
+    def _model_identity(self) -> dict:
+        return {"fingerprint": self.parts.fingerprint, "name": self.cfg.model.name}
+
+    def _check_model(self, saved: dict) -> None:
+        if saved.get("fingerprint") != self.parts.fingerprint:
+            raise ValueError("the base model weights differ from the checkpoint's")
+
+    def _load_counters(self, saved: dict) -> None:
+        self.generation = int(saved["generation"])
+
+    def _adapter_record(self) -> dict:
+        mean = self.strategy.mean
+        return {"vector": mean, "sha256": self.space.digest(mean)}
+
+    def _check_adapter(self, saved: dict) -> None:
+        if saved.get("sha256") != self.space.digest(self.strategy.mean):
+            raise ValueError("the restored adapter differs from the one the checkpoint recorded")
 
     # --- stages -----------------------------------------------------------------
     def heldout_reward(self, mean: np.ndarray) -> tuple[float, dict]:
@@ -75,22 +95,6 @@ class Trainer:
             log.warning("generation %d: reward faults %s (each scored 0; see task.reward_timeout_s and "
                         "task.reward_isolation)", self.generation, faults)
         return faults
-
-    def state_dict(self, pending_record: dict) -> dict:
-        mean = self.strategy.mean
-        return {"strategy": self.strategy.state_dict(), "space": self.space.state_arrays(),
-                "adapter": {"vector": mean, "sha256": self.space.digest(mean)},
-                "sampler": {"kind": "seeded", "generation": self.generation},
-                "model": {"fingerprint": self.fingerprint, "name": self.cfg.model.name},
-                "metrics": {"records": json.dumps(self.metrics.records + [pending_record])}}
-
-    def save_checkpoint(self, pending_record: dict) -> float:
-        """Rank 0 writes; the other ranks go on (they only ever read checkpoints)."""
-        t0 = time.perf_counter()
-        if self.comm.is_root:
-            checkpoint.save(self.ckpt_dir, self.generation, self.state_dict(pending_record), self.cfg.to_dict(),
-                            self.cfg.ckpt.keep)
-        return time.perf_counter() - t0
 
     def check_ranks_agree(self, digest: str) -> None:
         bad = self.comm.mismatched_ranks(digest)
@@ -134,7 +138,6 @@ class Trainer:
         cfg, comm, p, lam = self.cfg, self.comm, self.parts, self.cfg.strategy.population
         watch, sent0 = Stopwatch(), comm.bytes_sent
         with watch("step"):
-            test_signal_hook(self.generation, comm.rank)
             items = self.task.minibatch(self.generation, cfg.task.batch_size)           # seeds -> prompts
             with watch("ask"):
                 cands = self.strategy.ask()                                             # seeds -> candidates
@@ -147,7 +150,7 @@ class Trainer:
             rewards = summed[:lam]
             with watch("tell"):
                 info = self.strategy.tell(rewards)                                      # same update everywhere
-                self.space.after_tell(cands, info.pop("update_coefficients", None))
+                self.space.after_tell(cands, self.strategy.space_update())
             self.generation += 1
             mean = self.strategy.mean
             digest = self.space.digest(mean)
@@ -162,13 +165,14 @@ class Trainer:
             if last or (cfg.run.eval_every and self.generation % cfg.run.eval_every == 0):
                 with watch("heldout"):
                     record["heldout_reward"], record["heldout_faults"] = self.heldout_reward(mean)
-            stop = comm.agree_max(self.preempt.code)  # every rank, every generation: it is a collective
+            stop = self.preempt.agree(comm)  # every rank, every generation: it is a collective
             stop = 0 if last else stop  # a finished run just finishes
         record.update({f"{k}_s": v for k, v in watch.seconds.items()}, apply_s=res.apply_s, reward_s=res.reward_s,
                       adapter_sha256=digest,
                       bytes_sent=comm.bytes_sent - sent0)
         record["ckpt_s"] = None  # the copy inside the checkpoint cannot time itself
-        if last or stop or self.generation % cfg.ckpt.every == 0:
-            record["ckpt_s"] = self.save_checkpoint(record)
+        if self.ckpt.due(self.generation, last, bool(stop)):
+            self.metrics.stage(record)  # the checkpoint holds this generation's line too
+            record["ckpt_s"] = self.ckpt.save(self.generation, self.checkpoint_parts(), cfg.to_dict())
         self.metrics.write(record)
         return record, stop

@@ -111,24 +111,25 @@ def main(argv: list[str] | None = None, owns_process: bool | None = None) -> int
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if extra:
         args.overrides = list(args.overrides or []) + extra
-    from essa_hpc.config import ConfigError
+    from essa_hpc.errors import ConfigError
+    from essa_hpc.rankenv import RankEnv
 
+    env = RankEnv.from_environ()  # the one read of the launcher's variables
     try:
         if args.command == "train":
             # Catch preemption signals before the slow imports and model load: SLURM may
             # send its warning while a requeued job is still starting up.
-            from essa_hpc.preempt import PreemptionFlag
-            flag = PreemptionFlag().install()
+            from essa_hpc.preempt import Preemption
+            flag = Preemption().install()
             from essa_hpc.launch.train_cmd import run_train
             try:
-                return run_train(args, flag)
+                return run_train(args, env, flag)
             finally:
                 flag.quiet() if owns_process else flag.uninstall()
         module, function = COMMANDS[args.command].split(":")
-        return getattr(importlib.import_module(f"essa_hpc.launch.{module}"), function)(args)
+        return getattr(importlib.import_module(f"essa_hpc.launch.{module}"), function)(args, env)
     except ConfigError as exc:
-        from essa_hpc.comm import env_rank
-        if env_rank() == 0:  # every rank hits the same config error; one line is enough
+        if env.is_root:  # every rank hits the same config error; one line is enough
             print(f"essa-hpc {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -10,14 +10,13 @@ Two phases, so that no failure on any rank can leave another rank waiting in a c
    is logged with the rank's number and ends every rank through ``MPI_Abort``.
 
 When the run is over (finished, preempted or interrupted) the owner of the process (the
-CLI, or the submitit job) calls ``PreemptionFlag.quiet()``, which ignores the warning
+CLI, or the submitit job) calls ``Preemption.quiet()``, which ignores the warning
 signals, so one that lands during shutdown cannot change exit 0.
 """
 from __future__ import annotations
 
 import errno
 import logging
-import os
 import sys
 import traceback
 from pathlib import Path
@@ -25,7 +24,9 @@ from pathlib import Path
 from essa_hpc import config as config_mod
 from essa_hpc import rundir, shm
 from essa_hpc.comm import Comm
-from essa_hpc.preempt import PreemptionFlag
+from essa_hpc.preempt import Preemption
+from essa_hpc.rankenv import RankEnv
+from essa_hpc.validation import validate
 
 log = logging.getLogger("essa_hpc")
 _held_locks: list = []  # rank 0's run-dir lock lives as long as the process
@@ -37,10 +38,10 @@ class SetupFailed(Exception):
         self.code = code
 
 
-def setup(config_path: str, overrides: list[str], run_dir: str | None, comm: Comm, resume: str):
+def setup(config_path: str, overrides: list[str], run_dir: str | None, comm: Comm, resume: str, env: RankEnv):
     """Phase 1 on this rank: (config, checkpoint to resume or None). Raises ``SetupFailed`` on every
     rank when any rank failed; the lowest failing rank has printed the reason."""
-    from essa_hpc.resume import check_resumable
+    from essa_hpc.checkpoint_manager import CheckpointManager
 
     error, code = None, 0
     try:
@@ -48,14 +49,18 @@ def setup(config_path: str, overrides: list[str], run_dir: str | None, comm: Com
         cfg = config_mod.load(config_path, overrides)
         if run_dir:
             cfg.run.run_dir = run_dir
-        cfg.validate(world_size=comm.world)  # before any model loads
+        validate(cfg, world_size=comm.world)  # before any model loads
         path = Path(cfg.run.run_dir)
         rundir.check_usable(path)
         if comm.is_root:  # before anything reads or moves files: one run per directory
-            _held_locks.append(rundir.RunDirLock(path).acquire())
-        found = check_resumable(cfg, path / "checkpoints", resume)
+            _held_locks.append(rundir.RunDirLock(path).acquire(env.job_id))
+        ckpt = CheckpointManager(path, cfg.ckpt.every, cfg.ckpt.keep, writer=comm.is_root)
+        found = ckpt.find_resume(cfg, resume)
         if comm.is_root:
-            prepare_run_dir(cfg, path, fresh=found is None)
+            aside = ckpt.prepare(fresh=found is None)
+            if aside is not None:
+                log.warning("starting fresh: moved the earlier run's files to %s", aside)
+            config_mod.save_yaml(cfg, path / "config.yaml")
     except config_mod.ConfigError as exc:
         error, code = str(exc), 2
     except Exception as exc:  # noqa: BLE001 - reported in one line, then every rank stops
@@ -69,35 +74,23 @@ def setup(config_path: str, overrides: list[str], run_dir: str | None, comm: Com
     return cfg, found
 
 
-def prepare_run_dir(cfg: config_mod.Config, path: Path, fresh: bool) -> None:
-    """Rank 0, holding the lock: clear a killed writer's temp files, keep an earlier run's results
-    apart when starting over, record the config."""
-    path.mkdir(parents=True, exist_ok=True)
-    rundir.remove_orphan_temps(path / "checkpoints")
-    if fresh:
-        aside = rundir.set_aside(path)
-        if aside is not None:
-            log.warning("starting fresh: moved the earlier run's files to %s", aside)
-    config_mod.save_yaml(cfg, path / "config.yaml")
-
-
-def run(cfg: config_mod.Config, comm: Comm, found: dict | None, preempt: PreemptionFlag) -> int:
+def run(cfg: config_mod.Config, comm: Comm, found: dict | None, preempt: Preemption, env: RankEnv) -> int:
     """Phase 2: build and run the Trainer on this rank; any failure ends every rank."""
-    from essa_hpc.assemble import set_threads
+    from essa_hpc.assemble import build_parts, set_threads
     from essa_hpc.runlog import setup_logging, write_job_info
 
     try:
         run_dir = Path(cfg.run.run_dir)
         setup_logging(comm.rank, run_dir)
-        threads = set_threads(cfg.run.threads)
+        threads = set_threads(cfg.run.threads, env.local_world)
         if comm.is_root:
-            if os.environ.get("SLURM_JOB_ID"):
-                write_job_info(run_dir, {"job_id": os.environ["SLURM_JOB_ID"], "backend": "slurm",
-                                         "restarts": int(os.environ.get("SLURM_RESTART_COUNT", "0"))})
+            if env.job_id:
+                write_job_info(run_dir, {"job_id": env.job_id, "backend": "slurm", "restarts": env.restarts})
             log.info("run dir %s | ranks %d | torch threads/rank %d | config %s", run_dir, comm.world, threads,
                      cfg.digest())
         from essa_hpc.trainer import Trainer
-        code = Trainer(cfg, comm, run_dir, found=found, preempt=preempt).run()
+        parts = build_parts(cfg)  # task, model, space, rollout, rewards: this rank's copy
+        code = Trainer(cfg, comm, run_dir, parts, found=found, preempt=preempt).run()
     except BaseException as exc:  # noqa: BLE001 - SystemExit from a plug-in must not strand the other ranks
         return fail(comm, exc)
     return code
@@ -130,21 +123,19 @@ def fail(comm: Comm, exc: BaseException) -> int:
 
 
 def run_training(config_path: str, overrides: list[str], run_dir: str | None, comm: Comm, resume: str,
-                 preempt: PreemptionFlag) -> int:
+                 preempt: Preemption, env: RankEnv) -> int:
     """Both phases; returns the exit code (0 done, 75 preempted, 130 interrupted, 2 bad input, 1 failure)."""
     from essa_hpc.runlog import setup_logging
 
     setup_logging(comm.rank)  # stderr only until the run dir is known to be usable
     try:
-        cfg, found = setup(config_path, overrides, run_dir, comm, resume)
+        cfg, found = setup(config_path, overrides, run_dir, comm, resume, env)
     except SetupFailed as exc:
         return exc.code
     except BaseException as exc:  # noqa: BLE001 - e.g. SystemExit raised while importing a plug-in
         return fail(comm, exc)
-    return run(cfg, comm, found, preempt)
+    return run(cfg, comm, found, preempt, env)
 
 
-def run_train(args, preempt: PreemptionFlag | None = None) -> int:
-    preempt = preempt or PreemptionFlag().install()
-    comm = Comm()
-    return run_training(args.config, args.overrides, args.run_dir, comm, args.resume, preempt)
+def run_train(args, env: RankEnv, preempt: Preemption) -> int:
+    return run_training(args.config, args.overrides, args.run_dir, Comm(), args.resume, preempt, env)

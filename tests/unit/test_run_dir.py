@@ -8,7 +8,7 @@ import time
 import pytest
 
 from essa_hpc.config import ConfigError
-from essa_hpc.resume import check_resumable
+from essa_hpc.checkpoint_manager import CheckpointManager
 from essa_hpc.rundir import RunDirLock, remove_orphan_temps, set_aside
 from helpers import BIN, ROOT, TINY, cli_env, essa, metrics, shas, train_cmd
 
@@ -49,12 +49,12 @@ def test_resume_auto_refuses_to_overwrite_an_earlier_run(tmp_cfg_run):
     cfg, run = tmp_cfg_run
     (run / "metrics.jsonl").write_text('{"generation": 0}\n')
     with pytest.raises(ConfigError, match="holds an earlier run .*metrics.jsonl.*--resume never"):
-        check_resumable(cfg, run / "checkpoints", "auto")
+        CheckpointManager(run).find_resume(cfg, "auto")
     (run / "metrics.jsonl").unlink()
     (run / "adapter").mkdir()
     with pytest.raises(ConfigError, match="adapter"):
-        check_resumable(cfg, run / "checkpoints", "auto")
-    assert check_resumable(cfg, run / "checkpoints", "never") is None
+        CheckpointManager(run).find_resume(cfg, "auto")
+    assert CheckpointManager(run).find_resume(cfg, "never") is None
 
 
 @pytest.fixture

@@ -1,0 +1,42 @@
+"""RankEnv: one read of each launcher's variables (hydra mpiexec, srun, Open MPI, submitit)."""
+from essa_hpc.rankenv import RankEnv
+
+
+def test_no_launcher_is_one_rank():
+    env = RankEnv.from_environ({})
+    assert (env.rank, env.world, env.local_rank, env.local_world, env.launcher, env.job_id) == (0, 1, 0, 1, "none", None)
+    assert env.is_root and env.device == "cpu" and env.node
+
+
+def test_hydra_mpiexec():
+    env = RankEnv.from_environ({"PMI_RANK": "1", "PMI_SIZE": "2", "MPI_LOCALRANKID": "1", "MPI_LOCALNRANKS": "2"})
+    assert (env.rank, env.world, env.local_rank, env.local_world, env.launcher) == (1, 2, 1, 2, "mpiexec")
+    assert not env.is_root
+
+
+def test_srun_with_pmi2_on_two_nodes():
+    env = RankEnv.from_environ({"SLURM_PROCID": "3", "SLURM_NTASKS": "4", "SLURM_LOCALID": "1",
+                                "SLURM_NTASKS_PER_NODE": "2(x2)", "SLURM_STEP_ID": "0", "SLURM_JOB_ID": "77",
+                                "SLURM_RESTART_COUNT": "2", "SLURMD_NODENAME": "node2", "PMI_RANK": "3",
+                                "PMI_SIZE": "4"})
+    assert (env.rank, env.world, env.local_rank, env.local_world) == (3, 4, 1, 2)
+    assert (env.launcher, env.job_id, env.restarts, env.node) == ("srun", "77", 2, "node2")
+
+
+def test_open_mpi_and_submitit():
+    ompi = RankEnv.from_environ({"OMPI_COMM_WORLD_RANK": "2", "OMPI_COMM_WORLD_SIZE": "3",
+                                 "OMPI_COMM_WORLD_LOCAL_RANK": "0", "OMPI_COMM_WORLD_LOCAL_SIZE": "1"})
+    assert (ompi.rank, ompi.world, ompi.local_world, ompi.launcher) == (2, 3, 1, "mpiexec")
+    sub = RankEnv.from_environ({"SUBMITIT_EXECUTOR": "slurm", "SLURM_PROCID": "0", "SLURM_STEP_ID": "0",
+                                "SLURM_JOB_ID": "9"})
+    assert sub.launcher == "submitit" and sub.job_id == "9"
+
+
+def test_nothing_outside_rankenv_reads_launcher_variables():
+    import re
+    from pathlib import Path
+
+    pkg = Path(__file__).resolve().parents[2] / "essa_hpc"
+    pattern = re.compile(r"(PMI_|OMPI_COMM_WORLD|SLURM_PROCID|SLURM_JOB_ID|SLURM_NTASKS|MPI_LOCAL|SLURM_RESTART)")
+    readers = [p.name for p in pkg.rglob("*.py") if p.name != "rankenv.py" and pattern.search(p.read_text())]
+    assert readers == [], readers
