@@ -98,7 +98,7 @@ def heldout_score(rollout, space, scorer: RewardRunner, vector: np.ndarray | Non
             if space is not None and vector is not None:
                 space.apply(vector[None], np.zeros(len(rows), dtype=int))
             batch = [items[i] for i in rows]
-            out = rollout.generate(batch, sample_seed=seeding.int_seed(0, "sampling", 2**31, j))
+            out = rollout.generate(batch, sample_seed=seeding.int_seed(0, "heldout_sampling", 0, j))
             total += float(np.sum(scorer.rewards(batch, out.texts)))
     finally:
         if space is not None:

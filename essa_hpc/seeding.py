@@ -19,10 +19,25 @@ PURPOSES = {
     "noise": 7,       # full-space noise per (generation, member, tensor)
 }
 
+# Streams that share a base purpose with per-generation ones: name -> (base purpose, offset).
+# The offset is added to the first key (it is the only key when none is given), and sits far
+# above any generation number, so these streams never meet the per-generation ones.
+SUBSTREAMS = {
+    "sft_init": ("init", 2**20),               # LoRA A init of `essa-hpc sft` and of the GRPO/ESO policy
+    "sft_minibatch": ("minibatch", 2**30),     # key: SFT step
+    "probe_minibatch": ("minibatch", 2**29),   # key: step of tools/probe_svd_headroom.py
+    "heldout_sampling": ("sampling", 2**31),   # keys: 0, chunk (held-out decoding at temperature > 0)
+    "baseline_sampling": ("sampling", 2**33),  # TRL's generation seed for the baselines
+    "trdpo_pairs": ("sampling", 2**33 + 1),    # keys: 0, prompt chunk (TR-DPO's preference samples)
+}
+
 
 def seed_sequence(run_seed: int, purpose: str, *keys: int) -> np.random.SeedSequence:
+    if purpose in SUBSTREAMS:
+        purpose, offset = SUBSTREAMS[purpose]
+        keys = (offset + int(keys[0]), *keys[1:]) if keys else (offset,)
     if purpose not in PURPOSES:
-        raise KeyError(f"unknown random purpose {purpose!r}; known: {sorted(PURPOSES)}")
+        raise KeyError(f"unknown random purpose {purpose!r}; known: {sorted(PURPOSES) + sorted(SUBSTREAMS)}")
     return np.random.SeedSequence([int(run_seed), PURPOSES[purpose], *(int(k) for k in keys)])
 
 

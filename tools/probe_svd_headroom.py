@@ -41,7 +41,7 @@ def main() -> None:
     for step in range(args.steps):
         for i, layer in enumerate(space.layers):
             layer.s_a, layer.s_b = s[i, 0][None, None, :], s[i, 1][None, None, :]
-        pick = seeding.rng(0, "minibatch", 2**29 + step).choice(len(pool), args.batch)
+        pick = seeding.rng(0, "probe_minibatch", step).choice(len(pool), args.batch)
         ids, mask, labels = collate(sft_examples(p.task, p.rollout, p.tokenizer, [pool[j] for j in pick]),
                                     p.tokenizer.pad_token_id)
         loss = p.model(input_ids=ids, attention_mask=mask, labels=labels).loss
