@@ -6,8 +6,11 @@ space first, so one ``generate`` call can serve many candidates (see
 ``spaces/layers.py``). Rows map one-to-one to sequences: no beam
 search, one sequence per prompt.
 
-``vllm`` (an optional extra for GPU clusters) is not implemented: vLLM serves one
-adapter per call, and population batching needs per-row singular values.
+``generate`` is the one place prompts are batched and sampled: ESSA's candidates, held-out
+scoring and TR-DPO's preference samples all go through it (TR-DPO with its own temperature
+and length), so every method sees the same padding, seeding and EOS handling.
+
+Backends are registered in ``backends.py``.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from essa_hpc.config import Config
 class Completions:
     texts: list[str]
     new_tokens: int  # generated tokens up to and including EOS, summed over rows
+    token_ids: list[list[int]]  # per row: the generated ids up to and including the first EOS (all if none)
 
 
 class HFRollout:
@@ -56,12 +60,17 @@ class HFRollout:
         return input_ids, mask
 
     @torch.inference_mode()
-    def generate(self, items: list[dict], sample_seed: int | None = None) -> Completions:
+    def generate(self, items: list[dict], sample_seed: int | None = None, *, temperature: float | None = None,
+                 max_new_tokens: int | None = None) -> Completions:
+        """One completion per item. ``temperature`` / ``max_new_tokens`` override the rollout config's
+        (None = ``rollout.temperature`` / ``rollout.max_new_tokens``); temperature 0 decodes greedily.
+        When sampling, the tokens depend only on ``sample_seed`` and the rows, not on torch's global RNG."""
         input_ids, mask = self._batch(items)
-        sampling = self.rcfg.temperature > 0
-        kwargs = dict(max_new_tokens=self.rcfg.max_new_tokens, do_sample=sampling,
-                      pad_token_id=self.tok.pad_token_id, eos_token_id=self.tok.eos_token_id,
-                      top_p=None, top_k=None, temperature=self.rcfg.temperature if sampling else None)
+        temp = self.rcfg.temperature if temperature is None else temperature
+        sampling = temp > 0
+        kwargs = dict(max_new_tokens=self.rcfg.max_new_tokens if max_new_tokens is None else max_new_tokens,
+                      do_sample=sampling, pad_token_id=self.tok.pad_token_id, eos_token_id=self.tok.eos_token_id,
+                      top_p=None, top_k=None, temperature=temp if sampling else None)
         # Sampling draws from torch's global RNG; fork it so a seeded chunk cannot
         # disturb anything else and gives the same tokens on any rank.
         ctx = torch.random.fork_rng() if sampling else contextlib.nullcontext()
@@ -72,11 +81,6 @@ class HFRollout:
         new = out[:, input_ids.shape[1]:]
         texts = self.tok.batch_decode(new, skip_special_tokens=True)
         eos = self.tok.eos_token_id
-        finished = (new == eos).int()
         # tokens up to the first EOS (inclusive); rows without EOS count in full
-        lengths = torch.where(finished.any(1), finished.argmax(1) + 1, torch.full_like(finished[:, 0], new.shape[1]))
-        return Completions(texts, int(lengths.sum()))
-
-
-def build_rollout(model, tokenizer, cfg: Config):
-    return HFRollout(model, tokenizer, cfg)  # config validation rejects rollout.backend=vllm for now
+        ids = [row[: row.index(eos) + 1] if eos in row else row for row in new.tolist()]
+        return Completions(texts, sum(len(x) for x in ids), ids)

@@ -3,7 +3,9 @@
 peft injects LoRA on the same target modules and rank the search space uses;
 a plain torch loop trains it with the loss on the completion tokens only (the
 prompt is rendered exactly as the rollout renders it). The result is a PEFT
-adapter directory that ``space.init`` consumes.
+adapter directory that ``space.init`` consumes. ``lora_model`` is also the policy
+the GRPO and ESO baselines train, so a baseline without ``space.init`` starts from
+the very LoRA init SFT starts from.
 """
 from __future__ import annotations
 
@@ -43,15 +45,24 @@ def collate(batch, pad_id: int):
     return ids, mask, labels
 
 
-def train_sft(cfg: Config, parts, out_dir: Path, progress: bool = True) -> dict:
-    from peft import LoraConfig, get_peft_model
+def lora_model(cfg: Config, model, start: str = ""):
+    """A trainable LoRA of ``space.rank`` on ``space.target_modules`` around ``model``: the PEFT adapter
+    directory ``start`` when given, else a fresh LoRA (A Kaiming from the ``sft_init`` stream, B zero).
+    The RNG is forked, so building it leaves torch's global stream where it was."""
+    from peft import LoraConfig, PeftModel, get_peft_model
 
-    model, tok, task = parts.model, parts.tokenizer, parts.task
+    if start:
+        return PeftModel.from_pretrained(model, start, is_trainable=True)
     peft_cfg = LoraConfig(r=cfg.space.rank, lora_alpha=cfg.space.lora_alpha, lora_dropout=0.0, bias="none",
                           target_modules=list(cfg.space.target_modules))
     with torch.random.fork_rng():
-        torch.manual_seed(seeding.int_seed(cfg.run.seed, "init", 2**20))  # LoRA A init
-        peft_model = get_peft_model(model, peft_cfg)
+        torch.manual_seed(seeding.int_seed(cfg.run.seed, "sft_init"))  # LoRA A init
+        return get_peft_model(model, peft_cfg)
+
+
+def train_sft(cfg: Config, parts, out_dir: Path, progress: bool = True) -> dict:
+    model, tok, task = parts.model, parts.tokenizer, parts.task
+    peft_model = lora_model(cfg, model)
     peft_model.train()
     params = [p for p in peft_model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.sft.learning_rate, weight_decay=0.0)
@@ -59,7 +70,7 @@ def train_sft(cfg: Config, parts, out_dir: Path, progress: bool = True) -> dict:
     t0, losses = time.perf_counter(), []
     bar = tqdm(range(cfg.sft.steps), desc="SFT", unit="step", disable=not progress, dynamic_ncols=True)
     for step in bar:
-        pick = seeding.rng(cfg.run.seed, "minibatch", 2**30 + step).choice(len(pool), cfg.sft.batch_size)
+        pick = seeding.rng(cfg.run.seed, "sft_minibatch", step).choice(len(pool), cfg.sft.batch_size)
         ids, mask, labels = collate(sft_examples(task, parts.rollout, tok, [pool[i] for i in pick]),
                                     tok.pad_token_id)
         loss = peft_model(input_ids=ids, attention_mask=mask, labels=labels).loss

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from trl import GRPOTrainer
 
-from essa_hpc.baselines.common import RolloutPrompts
+from essa_hpc.baselines.prompts import RolloutPrompts
 from essa_hpc.baselines.grpo import build_trainer, finish, grpo_args
 from essa_hpc.sft import collate, sft_examples
 
@@ -73,7 +73,7 @@ def run_eso(cfg, parts, run_dir: Path) -> dict:
     b = cfg.baseline
     args = grpo_args(cfg, run_dir, loss_type="dr_grpo", scale_rewards="none", beta=0.0, temperature=1.0)
     trainer, run = build_trainer(cfg, parts, run_dir, "eso", trainer_cls=ESOTrainer, args=args,
-                                 temperatures=b.temperatures, sft_weight=b.sft_weight,
+                                 temperatures=b.eso.temperatures, sft_weight=b.eso.sft_weight,
                                  sft_context=(parts.task, parts.rollout, parts.tokenizer))
     trainer.train()
     return finish(trainer, run)

@@ -20,8 +20,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from essa_hpc.baselines.common import (BaselineRun, MetricsCallback, RolloutPrompts, TaskReward, completion_length,
-                                       lora_policy, prompt_dataset, prompt_items, quiet_trainer, trl_cpu_args)
+from essa_hpc.baselines.prompts import RolloutPrompts, prompt_dataset, prompt_items
+from essa_hpc.baselines.run_log import BaselineRun, MetricsCallback
+from essa_hpc.baselines.task_reward import TaskReward
+from essa_hpc.baselines.trl_args import completion_length, quiet_trainer, trl_cpu_args
+from essa_hpc.sft import lora_model
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +35,8 @@ def grpo_args(cfg, run_dir: Path, **overrides):
     b = cfg.baseline
     kwargs = dict(trl_cpu_args(cfg, run_dir), per_device_train_batch_size=b.batch_size,
                   num_generations=b.num_generations, max_completion_length=completion_length(cfg),
-                  temperature=b.temperature, top_p=1.0, top_k=0, beta=b.beta, loss_type=b.loss_type,
-                  scale_rewards=b.scale_rewards, num_iterations=1, shuffle_dataset=False, log_completions=False)
+                  temperature=b.temperature, top_p=1.0, top_k=0, beta=b.grpo.beta, loss_type=b.grpo.loss_type,
+                  scale_rewards=b.grpo.scale_rewards, num_iterations=1, shuffle_dataset=False, log_completions=False)
     kwargs.update(overrides)
     return GRPOConfig(**kwargs)
 
@@ -43,12 +46,12 @@ def build_trainer(cfg, parts, run_dir: Path, method: str, trainer_cls=None, args
     from trl import GRPOTrainer
 
     b = cfg.baseline
-    policy = lora_policy(cfg, parts.model)
+    policy = lora_model(cfg, parts.model, cfg.space.init)  # the SFT adapter ESSA starts from, else SFT's init
     run = BaselineRun(cfg, parts, run_dir, method)
     run.start(policy)
     items = prompt_items(parts.task, b.steps * (b.batch_size // b.num_generations), b.batch_size // b.num_generations)
     dataset = prompt_dataset(items, parts.rollout)
-    reward = TaskReward(parts.rewarder, items, columns=dataset.column_names)
+    reward = TaskReward(parts.rewarder, items)
     prompt_ids = {text: parts.rollout.token_ids(it) for text, it in zip(dataset["prompt"], items)}
     cls = trainer_cls or type("RolloutGRPOTrainer", (RolloutPrompts, GRPOTrainer), {})
     trainer = cls(model=policy, reward_funcs=[reward], args=args or grpo_args(cfg, run_dir), train_dataset=dataset,

@@ -10,7 +10,8 @@ which is the base, not the merged SFT model).
 
 Preference pairs come from the task's verifiable reward: for each training prompt (step s's prompts are
 ``task.minibatch(s, batch_size)``) the starting model samples ``k`` completions at ``baseline.temperature``
-(HFRollout's batching and left padding; one seed per chunk from ``essa_hpc.seeding``); the pair is
+through ``HFRollout.generate``, the generation path ESSA is scored with (its batching, left padding and EOS
+handling; one seed per chunk of ``rollout.max_rows`` rows from ``essa_hpc.seeding``); the pair is
 (best, worst) when their rewards differ, else the prompt is dropped. Pairs are stored as token ids
 (the sampled tokens themselves, prompt ids from ``HFRollout.token_ids``), so DPO scores exactly the
 sequences the policy produced; ``<run_dir>/pairs.jsonl`` keeps them as text with their rewards.
@@ -23,17 +24,17 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import torch
 from trl import DPOConfig, DPOTrainer
 
 from essa_hpc import seeding
 from essa_hpc.baselines import BaselineError
-from essa_hpc.baselines.common import (BaselineRun, MetricsCallback, completion_length, prompt_items, quiet_trainer,
-                                       trl_cpu_args)
+from essa_hpc.baselines.prompts import prompt_items
+from essa_hpc.baselines.run_log import BaselineRun, MetricsCallback
+from essa_hpc.baselines.trl_args import completion_length, quiet_trainer, trl_cpu_args
 from essa_hpc.model import model_fingerprint
+from essa_hpc.rollout import HFRollout
 
 log = logging.getLogger(__name__)
-PAIRS_KEY = 2**33 + 1  # seeding key of the pair-sampling stream
 
 
 class TokenizedDPOTrainer(DPOTrainer):
@@ -45,22 +46,16 @@ class TokenizedDPOTrainer(DPOTrainer):
         return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
 
 
-def sample_completions(model, rollout, items: list[dict], k: int, temperature: float, max_new_tokens: int,
+def sample_completions(rollout: HFRollout, items: list[dict], k: int, temperature: float, max_new_tokens: int,
                        max_rows: int, seed: int) -> list[list[tuple[list[int], str]]]:
-    """``k`` sampled (token ids up to and including EOS, text) per item, prompt-major, seeded per chunk."""
-    tok, eos = rollout.tok, rollout.tok.eos_token_id
+    """``k`` sampled (token ids up to and including EOS, text) per item, prompt-major: the k copies of each
+    prompt are consecutive rows, cut into chunks of ``max_rows``, chunk j seeded by ("trdpo_pairs", 0, j)."""
     rows = [it for it in items for _ in range(k)]
     flat: list[tuple[list[int], str]] = []
     for j, start in enumerate(range(0, len(rows), max_rows)):
-        input_ids, mask = rollout._batch(rows[start:start + max_rows])  # the rollout's own left padding
-        with torch.random.fork_rng(), torch.inference_mode():
-            torch.manual_seed(seeding.int_seed(seed, "sampling", PAIRS_KEY, j))
-            out = model.generate(input_ids=input_ids, attention_mask=mask, do_sample=True, temperature=temperature,
-                                 top_p=None, top_k=None, max_new_tokens=max_new_tokens,
-                                 pad_token_id=tok.pad_token_id, eos_token_id=eos)
-        for row in out[:, input_ids.shape[1]:].tolist():
-            ids = row[: row.index(eos) + 1] if eos in row else row
-            flat.append((ids, tok.decode(ids, skip_special_tokens=True)))
+        out = rollout.generate(rows[start:start + max_rows], sample_seed=seeding.int_seed(seed, "trdpo_pairs", 0, j),
+                               temperature=temperature, max_new_tokens=max_new_tokens)
+        flat += zip(out.token_ids, out.texts)
     return [flat[i * k:(i + 1) * k] for i in range(len(items))]
 
 
@@ -96,11 +91,13 @@ def run_trdpo(cfg, parts, run_dir: Path) -> dict:
     run.start(policy, ref_fingerprint=model_fingerprint(policy))
     ref = copy.deepcopy(policy).requires_grad_(False).eval()
 
-    items = prompt_items(parts.task, b.prompts or b.steps * b.batch_size, b.batch_size)
+    items = prompt_items(parts.task, b.trdpo.prompts or b.steps * b.batch_size, b.batch_size)
     policy.eval()
-    samples = sample_completions(policy, parts.rollout, items, b.k, b.temperature, completion_length(cfg),
+    # the policy is parts.model itself unless an SFT adapter was merged in: sample from the policy either way
+    sampler = parts.rollout if parts.rollout.model is policy else HFRollout(policy, parts.tokenizer, cfg)
+    samples = sample_completions(sampler, items, b.trdpo.k, b.temperature, completion_length(cfg),
                                  cfg.rollout.max_rows, cfg.run.seed)
-    run.samples = len(items) * b.k
+    run.samples = len(items) * b.trdpo.k
     pairs = make_pairs(items, samples, parts.rewarder, parts.rollout)
     with open(run.run_dir / "pairs.jsonl", "w") as fh:
         for p in pairs:
@@ -108,13 +105,13 @@ def run_trdpo(cfg, parts, run_dir: Path) -> dict:
             fh.write(json.dumps({"prompt": parts.rollout.render(item), "item": item, **{
                 key: p[key] for key in ("chosen", "rejected", "chosen_reward", "rejected_reward", "item_index")}},
                 default=str) + "\n")
-    log.info("trdpo: %d preference pairs from %d prompts x %d samples", len(pairs), len(items), b.k)
+    log.info("trdpo: %d preference pairs from %d prompts x %d samples", len(pairs), len(items), b.trdpo.k)
     if not pairs:
-        raise BaselineError(f"no preference pairs: all {b.k} samples of every prompt scored alike; "
-                           "raise baseline.k or baseline.temperature, or use task.train_reward=dense")
+        raise BaselineError(f"no preference pairs: all {b.trdpo.k} samples of every prompt scored alike; "
+                           "raise baseline.trdpo.k or baseline.temperature, or use task.train_reward=dense")
 
-    args = DPOConfig(**trl_cpu_args(cfg, run_dir), per_device_train_batch_size=b.batch_size, beta=b.dpo_beta,
-                     sync_ref_model=True, ref_model_mixup_alpha=b.alpha, ref_model_sync_steps=b.tau,
+    args = DPOConfig(**trl_cpu_args(cfg, run_dir), per_device_train_batch_size=b.batch_size, beta=b.trdpo.dpo_beta,
+                     sync_ref_model=True, ref_model_mixup_alpha=b.trdpo.alpha, ref_model_sync_steps=b.trdpo.tau,
                      precompute_ref_log_probs=False)
     dataset = Dataset.from_list([{k: p[k] for k in ("prompt_ids", "chosen_ids", "rejected_ids")} for p in pairs])
     trainer = TokenizedDPOTrainer(model=policy, ref_model=ref, args=args, train_dataset=dataset,

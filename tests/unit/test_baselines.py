@@ -67,7 +67,7 @@ def test_trdpo_pairs_ref_sync_and_full_model(tmp_path):
     from essa_hpc.tasks import build_task
 
     run = tmp_path / "trdpo"
-    essa(["baseline", "trdpo", str(TINY), *FAST, "baseline.batch_size=4", "baseline.tau=2", "baseline.k=4",
+    essa(["baseline", "trdpo", str(TINY), *FAST, "baseline.batch_size=4", "baseline.trdpo.tau=2", "baseline.trdpo.k=4",
           "baseline.learning_rate=1e-3", "--run-dir", str(run)])
     rows = check_metrics(run, "trdpo")
     assert {r["samples"] for r in rows[1:]} == {3 * 4 * 4}  # steps x batch_size prompts x k, sampled up front
@@ -88,7 +88,7 @@ def test_trdpo_pairs_ref_sync_and_full_model(tmp_path):
 def test_eso_end_to_end(tmp_path):
     run = tmp_path / "eso"
     essa(["baseline", "eso", str(TINY), *FAST, "baseline.batch_size=8", "baseline.num_generations=4",
-          "baseline.temperatures=[0.5,1.5]", "baseline.learning_rate=1e-3", "--run-dir", str(run)])
+          "baseline.eso.temperatures=[0.5,1.5]", "baseline.learning_rate=1e-3", "--run-dir", str(run)])
     rows = check_metrics(run, "eso", completions_per_step=8)
     assert all(r["sft_loss"] > 0 and "reward_mean" in r for r in rows[1:])
     assert (run / "adapter" / "adapter_config.json").is_file()
@@ -102,12 +102,12 @@ def test_eso_draws_each_group_over_its_temperatures(tmp_path, tiny_cfg):
 
     cfg = tiny_cfg
     cfg.baseline.steps, cfg.baseline.batch_size, cfg.baseline.num_generations = 1, 8, 4
-    cfg.baseline.temperatures = [1e-4, 50.0]
+    cfg.baseline.eso.temperatures = [1e-4, 50.0]
     cfg.task.heldout_size = 4
     parts = build_parts(cfg, with_space=False)
     args = grpo_args(cfg, tmp_path, loss_type="dr_grpo", scale_rewards="none", temperature=1.0)
     trainer, _ = build_trainer(cfg, parts, tmp_path, "eso", trainer_cls=ESOTrainer, args=args,
-                               temperatures=cfg.baseline.temperatures, sft_weight=1.0,
+                               temperatures=cfg.baseline.eso.temperatures, sft_weight=1.0,
                                sft_context=(parts.task, parts.rollout, parts.tokenizer))
     items = parts.task.train_pool()[:2]
     ids = [parts.rollout.token_ids(it) for it in items for _ in range(4)]
@@ -121,8 +121,9 @@ def test_eso_draws_each_group_over_its_temperatures(tmp_path, tiny_cfg):
     assert trainer.generation_config.temperature == 1.0  # restored
 
 
-def test_reward_adapter_passes_columns_and_returns_task_reward(tiny_cfg):
-    from essa_hpc.baselines.common import TaskReward, completion_text, prompt_dataset
+def test_reward_adapter_scores_the_item_of_each_row(tiny_cfg):
+    from essa_hpc.baselines.prompts import prompt_dataset
+    from essa_hpc.baselines.task_reward import TaskReward, completion_text
     from essa_hpc.model import tiny_tokenizer
     from essa_hpc.rewards import RewardRunner
     from essa_hpc.rollout import HFRollout
@@ -132,32 +133,54 @@ def test_reward_adapter_passes_columns_and_returns_task_reward(tiny_cfg):
     items = task.train_pool()[:3]
     rollout = HFRollout(None, tiny_tokenizer(), tiny_cfg)
     ds = prompt_dataset(items, rollout)
+    assert ds.column_names == ["prompt", "item_index"] and ds["item_index"] == [0, 1, 2]
     assert ds["prompt"] == [rollout.render(it) for it in items] and "<|im_start|>assistant" in ds["prompt"][0]
-    assert ds["item_prompt"] == [it["prompt"] for it in items] and ds["answer"] == [it["answer"] for it in items]
     # what GRPOTrainer passes: every column but `prompt`, one entry per completion, plus its own extras
-    rows = list(ds)
-    columns = {k: [row[k] for row in rows] for k in ds.column_names if k != "prompt"}
-    columns.update(trainer_state=object(), log_extra=lambda *a: None, log_metric=lambda *a: None)
+    extras = dict(trainer_state=object(), log_extra=lambda *a: None, log_metric=lambda *a: None)
     completions = [str(items[0]["answer"]), "no number", [{"role": "assistant", "content": str(items[2]["answer"])}]]
-    reward = TaskReward(RewardRunner(task.reward, 1.0), items=None, columns=ds.column_names)
-    got = reward(ds["prompt"], completions, **columns)
+    reward = TaskReward(RewardRunner(task.reward, 1.0), items)
+    got = reward(ds["prompt"], completions, item_index=ds["item_index"], **extras)
     assert got == [task.reward(it, completion_text(c)) for it, c in zip(items, completions)]
     assert got[0] == 1.0 and got[1] < 1.0 and got[2] == 1.0
-    # the item is rebuilt from the columns: change a column, the reward follows
-    columns["answer"] = [999, 0, 0]
-    assert reward(ds["prompt"], ["999", "0", "0"], **columns) == [1.0, 1.0, 1.0]
+    # the item is the one item_index names: point every row at item 1, the reward follows
+    answer = str(items[1]["answer"])
+    assert reward(ds["prompt"], [answer] * 3, item_index=[1, 1, 1], **extras) == [1.0, 1.0, 1.0]
     assert reward.samples == 6 and reward.pop_mean() == pytest.approx((sum(got) + 3) / 6)
+    assert reward.pop_mean() is None
     # a reward that raises scores 0 instead of stopping training
-    boom = TaskReward(RewardRunner(lambda item, c: 1 / 0, 1.0), columns=ds.column_names)
-    assert boom(ds["prompt"], ["1", "2", "3"], **columns) == [0.0, 0.0, 0.0]
+    boom = TaskReward(RewardRunner(lambda item, c: 1 / 0, 1.0), items)
+    assert boom(ds["prompt"], ["1", "2", "3"], item_index=[0, 1, 2]) == [0.0, 0.0, 0.0]
+
+
+def test_trdpo_samples_are_the_rollouts_own(tiny_cfg):
+    """TR-DPO's pair samples are HFRollout.generate's, chunk j seeded by ("trdpo_pairs", 0, j): the same
+    tokens for the same seed, ids cut after the first EOS, text the rollout's decoding of them."""
+    from essa_hpc import seeding
+    from essa_hpc.assemble import build_parts
+    from essa_hpc.baselines.trdpo import sample_completions
+
+    parts = build_parts(tiny_cfg, with_space=False)
+    items, eos = parts.task.minibatch(0, 3), parts.tokenizer.eos_token_id
+    samples = sample_completions(parts.rollout, items, 4, 1.0, 6, 5, seed=0)
+    assert samples == sample_completions(parts.rollout, items, 4, 1.0, 6, 5, seed=0)
+    assert [len(g) for g in samples] == [4, 4, 4]
+    flat = [s for g in samples for s in g]
+    chunk = parts.rollout.generate([it for it in items for _ in range(4)][5:10],
+                                   sample_seed=seeding.int_seed(0, "trdpo_pairs", 0, 1), temperature=1.0,
+                                   max_new_tokens=6)
+    assert flat[5:10] == list(zip(chunk.token_ids, chunk.texts))
+    for ids, text in flat:
+        assert 0 < len(ids) <= 6 and (eos not in ids or ids.index(eos) == len(ids) - 1)
+        assert text == parts.tokenizer.decode(ids, skip_special_tokens=True)
+    assert sample_completions(parts.rollout, items, 4, 1.0, 6, 5, seed=1) != samples
 
 
 @pytest.mark.parametrize("args, message", [
-    (["baseline", "nope", str(TINY)], "unknown baseline 'nope'"),
+    (["baseline", "nope", str(TINY)], "baseline method='nope' is not one of: grpo, trdpo, eso"),
     (["baseline", "grpo", str(TINY), "baseline.batch_size=6", "baseline.num_generations=4"], "multiple of"),
-    (["baseline", "trdpo", str(TINY), "baseline.alpha=1.5"], "baseline.alpha"),
-    (["baseline", "grpo", str(TINY), "baseline.loss_type=ppo"], "baseline.loss_type"),
-    (["baseline", "eso", str(TINY), "baseline.temperatures=[0.5,1,2]", "baseline.num_generations=2",
+    (["baseline", "trdpo", str(TINY), "baseline.trdpo.alpha=1.5"], "baseline.trdpo.alpha"),
+    (["baseline", "grpo", str(TINY), "baseline.grpo.loss_type=ppo"], "baseline.grpo.loss_type"),
+    (["baseline", "eso", str(TINY), "baseline.eso.temperatures=[0.5,1,2]", "baseline.num_generations=2",
       "baseline.batch_size=4"], "temperatures"),
 ])
 def test_bad_name_or_config_fails_fast_in_one_line(tmp_path, args, message):

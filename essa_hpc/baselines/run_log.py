@@ -1,0 +1,98 @@
+"""Held-out scoring and ``<run_dir>/metrics.jsonl`` of a baseline run, in the format ``essa-hpc train`` writes.
+
+The lines carry the fields ``essa-hpc train`` writes where they apply (``generation`` = optimizer step,
+``heldout_reward``, ``reward_mean``) plus ``method``, ``wall_s`` and ``samples``, so ESSA and the baselines
+share one plot. ``wall_s`` counts from the moment line 0 is written (everything a method spends afterwards:
+TR-DPO's pair sampling, TRL setup, steps, held-out evaluations); ``eval_wall_s`` is the part of it spent on
+held-out evaluation. ``samples`` counts training completions generated. Held-out scores go through the
+same ``heldout_score`` as ESSA's, so the numbers are comparable.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+from essa_hpc.comm import Comm
+from essa_hpc.evaluation import heldout_score
+from essa_hpc.rollout import HFRollout
+from essa_hpc.runlog import MetricsLog
+
+log = logging.getLogger(__name__)
+
+
+class BaselineRun:
+    """Held-out scoring and the metrics.jsonl writer of one baseline run."""
+
+    def __init__(self, cfg, parts, run_dir: Path, method: str):
+        self.cfg, self.parts, self.run_dir, self.method = cfg, parts, Path(run_dir), method
+        self.heldout_items = parts.task.heldout()
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", enabled=True)
+        self.metrics.reset([])
+        self.t0 = time.perf_counter()
+        self.eval_wall_s = 0.0
+        self.samples = 0
+
+    def heldout(self, model) -> tuple[float, float]:
+        """Exact-match held-out score of ``model`` as it is now (greedy unless rollout.temperature > 0)."""
+        t = time.perf_counter()
+        was_training = model.training
+        model.eval()
+        try:
+            rollout = HFRollout(model, self.parts.tokenizer, self.cfg)
+            score = heldout_score(rollout, None, self.parts.scorer, None, self.heldout_items,
+                                  self.cfg.rollout.max_rows, Comm(use_mpi=False))
+        finally:
+            model.train(was_training)
+        return score, time.perf_counter() - t
+
+    def start(self, model, **extra) -> dict:
+        score, secs = self.heldout(model)
+        record = {"generation": 0, "method": self.method, "heldout_reward": score, "wall_s": 0.0, "samples": 0,
+                  "heldout_s": secs, "eval_wall_s": 0.0, **extra}
+        self.metrics.write(record)
+        log.info("%s: held-out reward at start %.4f", self.method, score)
+        self.t0 = time.perf_counter()  # wall_s counts from here
+        return record
+
+    def write(self, step: int, model, evaluate: bool, **fields) -> dict:
+        record = {"generation": step, "method": self.method, **{k: v for k, v in fields.items() if v is not None}}
+        if evaluate:
+            record["heldout_reward"], record["heldout_s"] = self.heldout(model)
+            self.eval_wall_s += record["heldout_s"]
+        record.update(wall_s=time.perf_counter() - self.t0, samples=self.samples, eval_wall_s=self.eval_wall_s)
+        self.metrics.write(record)
+        log.info("%s step %d: %s", self.method, step,
+                 " ".join(f"{k}={v:.4g}" for k, v in record.items() if isinstance(v, float)))
+        return record
+
+
+class MetricsCallback(TrainerCallback):
+    """One metrics.jsonl line per optimizer step (on_log runs after the step's TRL log, logging_steps=1);
+    held-out accuracy every ``baseline.eval_every`` steps and at the last step. ``reward`` is the run's
+    ``TaskReward`` (None for TR-DPO, whose samples are drawn up front)."""
+
+    LOG_KEYS = {"loss": "loss", "grad_norm": "grad_norm", "rewards/accuracies": "dpo_accuracy",
+                "rewards/margins": "dpo_margin", "sft_loss": "sft_loss", "kl": "kl",
+                "frac_reward_zero_std": "frac_reward_zero_std"}
+
+    def __init__(self, run: BaselineRun, model, reward=None, extra=None):
+        self.run, self.model, self.reward, self.extra = run, model, reward, extra
+        self.last_step, self.t_step = -1, time.perf_counter()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        step = state.global_step
+        if not logs or "loss" not in logs or step == self.last_step:
+            return
+        every = self.run.cfg.baseline.eval_every
+        evaluate = step >= state.max_steps or (every > 0 and step % every == 0)
+        if self.reward is not None:
+            self.run.samples = self.reward.samples
+        fields = {name: float(logs[key]) for key, name in self.LOG_KEYS.items() if key in logs}
+        fields["reward_mean"] = self.reward.pop_mean() if self.reward is not None else None
+        fields["step_s"] = time.perf_counter() - self.t_step
+        fields.update(self.extra(step, evaluate) if self.extra else {})
+        self.run.write(step, self.model, evaluate, **fields)
+        self.last_step, self.t_step = step, time.perf_counter()

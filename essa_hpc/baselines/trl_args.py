@@ -1,0 +1,44 @@
+"""The TRL settings every baseline shares, in one place so GRPO, ESO and TR-DPO cannot drift apart.
+
+The baselines run on CPU (``use_cpu=True``, no bf16, no gradient checkpointing), save no TRL checkpoints
+(the methods export their own adapter or model), log every step (``logging_steps=1``, which
+``MetricsCallback`` relies on for one metrics line per step) and take their seed from the
+``baseline_sampling`` stream of ``essa_hpc.seeding``, so a baseline run is reproducible from ``run.seed``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from essa_hpc import seeding
+
+
+def trl_seed(cfg) -> int:
+    """The seed TRL's ``set_seed`` gets (numpy needs < 2**32)."""
+    return seeding.int_seed(cfg.run.seed, "baseline_sampling") % 2**31
+
+
+def trl_cpu_args(cfg, run_dir: Path) -> dict:
+    """TrainingArguments every baseline shares (use_cpu, no bf16, no gradient checkpointing on CPU)."""
+    b = cfg.baseline
+    return dict(output_dir=str(run_dir / "trl"), max_steps=b.steps, learning_rate=b.learning_rate,
+                lr_scheduler_type="constant", warmup_steps=0, gradient_accumulation_steps=1,
+                use_cpu=True, bf16=False, fp16=False, gradient_checkpointing=False, report_to="none",
+                save_strategy="no", logging_steps=1, disable_tqdm=not cfg.run.progress,
+                dataloader_num_workers=0, seed=trl_seed(cfg))
+
+
+def completion_length(cfg) -> int:
+    """Tokens per training completion: ``baseline.max_completion_length``, 0 meaning the rollout's length,
+    so by default a baseline trains on completions as long as the ones ESSA is scored on."""
+    return cfg.baseline.max_completion_length or cfg.rollout.max_new_tokens
+
+
+def quiet_trainer(trainer) -> None:
+    """Our callback logs each step; drop transformers' printer of raw log dicts (and its progress bar
+    when ``run.progress`` is off)."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    if not trainer.args.disable_tqdm:
+        return
+    trainer.remove_callback(ProgressCallback)
