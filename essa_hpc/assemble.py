@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from essa_hpc.backends import build_rollout
 from essa_hpc.config import Config
+from essa_hpc.rankenv import RankEnv
 from essa_hpc.rewards import FaultCounter, RewardRunner
 from essa_hpc.spaces import build_space
 from essa_hpc.strategies import build_strategy
@@ -42,21 +43,24 @@ class Parts:
     fingerprint: str         # of the base model's weights: a checkpoint resumes only on the same model
 
 
-def build_parts(cfg: Config, with_space: bool = True) -> Parts:
+def build_parts(cfg: Config, with_space: bool = True, env: RankEnv | None = None) -> Parts:
+    """``env``: where this rank runs (its device, its share of the node); None = one CPU process."""
+    env = env or RankEnv()
     task = build_task(cfg.task, cfg.run.seed)  # data problems surface before the model loads
     heldout = task.heldout()
     if not heldout:
         raise ValueError(f"task {cfg.task.kind} produced no held-out items")
     from essa_hpc.model import load_model, model_fingerprint
 
-    model, tok = load_model(cfg.model)
+    model, tok = load_model(cfg.model, env.device)
     space = build_space(model, cfg) if with_space else None
     if cfg.model.quantize == "int8":  # after the space wraps its layers: LoRA stays float
         from essa_hpc.quantize import quantize_int8
         model = quantize_int8(model)
     rewarder, scorer, faults = build_rewards(cfg, task)
     fingerprint = model_fingerprint(model)  # of the model as the run sees it, space and quantization included
-    return Parts(model, tok, space, task, build_rollout(model, tok, cfg), rewarder, scorer, faults, fingerprint)
+    rollout = build_rollout(model, tok, cfg, env)
+    return Parts(model, tok, space, task, rollout, rewarder, scorer, faults, fingerprint)
 
 
 def build_rewards(cfg: Config, task) -> tuple[RewardRunner, RewardRunner, FaultCounter]:

@@ -3,7 +3,7 @@
 Every field carries its help text in ``metadata["help"]`` and whether a checkpoint
 survives a change of it in ``metadata["resumable"]``; ``describe()`` renders the
 reference used by ``essa-hpc config`` and the README. A section with registered kinds
-(strategy, baseline) holds one sub-section per kind, made from that kind's ``Options``
+(strategy, rollout, baseline) holds one sub-section per kind, made from that kind's ``Options``
 in its registry, so ``strategy.open_es.learning_rate`` exists exactly when ``open_es``
 does. Checking values is ``validation.validate``; nothing here imports torch.
 """
@@ -107,13 +107,17 @@ class TaskConfig:
 
 
 @dataclass
-class RolloutConfig:
+class _RolloutCommon:
+    """Keys every backend reads; a backend's own keys are ``rollout.<backend>``."""
     backend: str = opt("hf", "Generation backend: " + BACKENDS.help())
     max_new_tokens: int = opt(8, "Tokens generated per prompt")
     group_size: int = opt(4, "Candidates evaluated together; groups are the unit spread over ranks, "
                           "so results do not depend on world size")
     max_rows: int = opt(128, "Row limit (prompts x candidates) per generate call")
     temperature: float = opt(0.0, "0 = greedy; >0 samples with a seed per (generation, candidate, prompt)")
+
+
+RolloutConfig = with_kind_options("RolloutConfig", _RolloutCommon, BACKENDS, "rollout")
 
 
 @dataclass
@@ -124,6 +128,8 @@ class RunConfig:
     run_dir: str = opt("runs/default", "Output directory (metrics.jsonl, config.yaml, checkpoints, adapter)")
     checksum_every: int = opt(5, "Compare the adapter checksum across ranks every K generations")
     threads: int = opt(0, "torch threads per rank; 0 = cores / local ranks")
+    device: str = opt("auto", "Where each rank computes: auto (cuda:LOCAL_RANK when CUDA is present, else cpu) | cpu "
+                      "| cuda (fails before the model loads when there is no CUDA device)")
     progress: bool = opt(True, "tqdm progress bar on rank 0")
 
 

@@ -55,17 +55,18 @@ def evaluate_candidates(rollout, space, rewarder: RewardRunner, cands: np.ndarra
     rewards = np.zeros(n_cands * n_items)
     tokens = 0
     try:
-        for j, rows in enumerate(row_chunks(n_cands, n_items, max_rows, space.batched)):
+        mixed = space.batched or rollout.serves_adapters
+        for j, rows in enumerate(row_chunks(n_cands, n_items, max_rows, mixed)):
             with watch("apply"):
-                space.apply(cands, rows // n_items)
+                prepared = rollout.prepare(space, cands, rows // n_items)
             seed = seeding.int_seed(0, "sampling", *sample_key, j)
-            out = rollout.generate([items[i] for i in rows % n_items], sample_seed=seed)
+            out = rollout.generate([items[i] for i in rows % n_items], sample_seed=seed, rows=prepared)
             with watch("reward"):
                 rewards[rows] = rewarder.rewards([items[i] for i in rows % n_items], out.texts)
             tokens += out.new_tokens
     finally:
         with watch("apply"):
-            space.restore()
+            rollout.release(space)
     return rewards.reshape(n_cands, n_items).mean(axis=1), tokens
 
 
@@ -95,12 +96,15 @@ def heldout_score(rollout, space, scorer: RewardRunner, vector: np.ndarray | Non
         for j, rows in enumerate(chunks):
             if j % comm.world != comm.rank:
                 continue
+            prepared = None
             if space is not None and vector is not None:
-                space.apply(vector[None], np.zeros(len(rows), dtype=int))
+                prepared = rollout.prepare(space, vector[None], np.zeros(len(rows), dtype=int))
             batch = [items[i] for i in rows]
-            out = rollout.generate(batch, sample_seed=seeding.int_seed(0, "heldout_sampling", 0, j))
+            out = rollout.generate(batch, sample_seed=seeding.int_seed(0, "heldout_sampling", 0, j), rows=prepared)
             total += float(np.sum(scorer.rewards(batch, out.texts)))
+            if space is not None and vector is not None:
+                rollout.release(space)
     finally:
         if space is not None:
-            space.restore()
+            rollout.release(space)
     return float(comm.allreduce_sum(np.array([total]))[0]) / len(items)

@@ -128,8 +128,8 @@ def load_tokenizer(cfg: ModelConfig):
     return tok
 
 
-def load_model(cfg: ModelConfig):
-    """Return (model, tokenizer), frozen and in eval mode."""
+def load_model(cfg: ModelConfig, device: str = "cpu"):
+    """Return (model, tokenizer), frozen, in eval mode, on ``device`` (``RankEnv.device``)."""
     check_model_name(cfg.name)
     tok = load_tokenizer(cfg)
     m = TINY.match(cfg.name)
@@ -140,6 +140,7 @@ def load_model(cfg: ModelConfig):
         from transformers import AutoModelForCausalLM
 
         model = AutoModelForCausalLM.from_pretrained(resolve_model_dir(cfg), dtype=_DTYPES[cfg.dtype])
+    model = model.to(device)
     model.eval()
     model.requires_grad_(False)
     if model.generation_config is not None:
@@ -156,5 +157,5 @@ def model_fingerprint(model) -> str:
         p = p.dequantize() if p.is_quantized else p
         h.update(name.encode())
         flat = p.detach().reshape(-1)
-        h.update(flat[:: max(1, flat.numel() // 4096)].float().numpy().tobytes())
+        h.update(flat[:: max(1, flat.numel() // 4096)].float().cpu().numpy().tobytes())
     return h.hexdigest()[:16]

@@ -3,8 +3,9 @@ environment (mpiexec/hydra, srun, Open MPI, submitit) and passed down, so no oth
 module reads launcher variables.
 
 Reading it initialises nothing (no MPI, no torch): the CLI uses it to print a config
-error once, before MPI starts. ``device`` is the torch device this rank computes on;
-``cpu`` until device placement lands (the rank's GPU would be ``cuda:<local_rank>``).
+error once, before MPI starts. ``device`` is the torch device this rank computes on,
+set by ``with_device`` from ``run.device`` once torch may be imported: ``cuda:<local_rank>``
+when CUDA is present (or required), else ``cpu``.
 """
 from __future__ import annotations
 
@@ -58,3 +59,24 @@ class RankEnv:
     @property
     def is_root(self) -> bool:
         return self.rank == 0
+
+    def with_device(self, requested: str) -> "RankEnv":
+        """This environment with ``device`` resolved from ``run.device`` (imports torch). A rank takes
+        the GPU of its local rank; ``cuda`` on a machine without one is a one-line ConfigError."""
+        import dataclasses
+
+        import torch
+
+        from essa_hpc.errors import ConfigError
+
+        has_cuda = torch.cuda.is_available()
+        if requested == "cuda" and not has_cuda:
+            raise ConfigError("run.device=cuda but torch sees no CUDA device here (torch.cuda.is_available() is "
+                              "False); use run.device=cpu or auto")
+        if requested == "cpu" or not has_cuda:
+            return dataclasses.replace(self, device="cpu")
+        count = torch.cuda.device_count()
+        if self.local_rank >= count:
+            raise ConfigError(f"local rank {self.local_rank} has no GPU of its own (this node has {count}); "
+                              f"start at most {count} ranks per node")
+        return dataclasses.replace(self, device=f"cuda:{self.local_rank}")

@@ -30,7 +30,10 @@ class Completions:
 
 
 class HFRollout:
-    def __init__(self, model, tokenizer, cfg: Config):
+    # Whether one generate call can mix candidates whatever the space (each row brings its own
+    # adapter). HF cannot: it runs the model the space wrapped, so that is the space's ``batched``.
+    serves_adapters = False
+    def __init__(self, model, tokenizer, cfg: Config, env=None):
         self.model, self.tok = model, tokenizer
         self.rcfg, self.use_chat = cfg.rollout, cfg.model.chat_template and bool(tokenizer.chat_template)
         self.system_prompt = cfg.task.system_prompt
@@ -55,16 +58,28 @@ class HFRollout:
         ids = [self.token_ids(it) for it in items]
         width = max(len(x) for x in ids)
         pad = self.tok.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids])
-        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
+        device = self.model.device  # every tensor is made where the model is
+        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=device)
+        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=device)
         return input_ids, mask
 
+    # --- the backend protocol: prepare -> generate -> release ---------------------------
+    def prepare(self, space, cands, row_cand):
+        """Make row i of the next ``generate`` use candidate ``cands[row_cand[i]]``. HF runs the model
+        the space wrapped, so the space sets per-row adapter state in it; returns nothing to pass on."""
+        space.apply(cands, row_cand)
+
+    def release(self, space) -> None:
+        """Back to the space's current state once a group (or a held-out score) is done."""
+        space.restore()
+
     @torch.inference_mode()
-    def generate(self, items: list[dict], sample_seed: int | None = None, *, temperature: float | None = None,
-                 max_new_tokens: int | None = None) -> Completions:
+    def generate(self, items: list[dict], sample_seed: int | None = None, rows=None, *,
+                 temperature: float | None = None, max_new_tokens: int | None = None) -> Completions:
         """One completion per item. ``temperature`` / ``max_new_tokens`` override the rollout config's
         (None = ``rollout.temperature`` / ``rollout.max_new_tokens``); temperature 0 decodes greedily.
-        When sampling, the tokens depend only on ``sample_seed`` and the rows, not on torch's global RNG."""
+        When sampling, the tokens depend only on ``sample_seed`` and the rows, not on torch's global RNG.
+        ``rows``: what ``prepare`` returned (nothing for HF: the adapters are in the model)."""
         input_ids, mask = self._batch(items)
         temp = self.rcfg.temperature if temperature is None else temperature
         sampling = temp > 0

@@ -50,9 +50,12 @@ def int_seed(run_seed: int, purpose: str, *keys: int) -> int:
     return int(seed_sequence(run_seed, purpose, *keys).generate_state(2, np.uint32).view(np.uint64)[0] >> 1)
 
 
-def torch_generator(run_seed: int, purpose: str, *keys: int):
+def torch_generator(run_seed: int, purpose: str, *keys: int, device="cpu"):
+    """A torch generator for the stream. The seed is the same on every device, but the streams are
+    not: CPU generators are Mersenne Twister, CUDA ones Philox. Ranks on one device type draw
+    identical numbers; a run moved between CPU and GPU draws other (equally valid) noise."""
     import torch  # here, not at the top: reward workers and config checks import seeding without torch
 
-    g = torch.Generator(device="cpu")
+    g = torch.Generator(device=device)
     g.manual_seed(int_seed(run_seed, purpose, *keys))
     return g

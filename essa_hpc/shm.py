@@ -11,6 +11,10 @@ that loses power) leaves it behind, and long-lived nodes collect them. So:
   by its creator right after it is made, so the age only guards that instant).
 
 ``python -m essa_hpc.shm`` does the second from a SLURM epilog (slurm/README.md).
+
+The vLLM backend keeps its adapters and engine socket in ``/dev/shm/essa-vllm-<pid>-*``
+and removes the directory when its rank ends; ``remove_stale`` also removes the ones whose
+rank was killed (its pid no longer runs).
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from pathlib import Path
 
 SHM_DIR = Path("/dev/shm")
 PATTERN = "mpich_shm_*"
+ENGINE_PATTERN = "essa-vllm-*"  # vllm_rollout.py's work directories: essa-vllm-<pid>-<random>
 MIN_AGE_S = 2.0
 log = logging.getLogger(__name__)
 
@@ -60,8 +65,23 @@ def stale_files(min_age_s: float = MIN_AGE_S) -> list[Path]:
     return sorted(stale)
 
 
+def stale_engine_dirs() -> list[Path]:
+    """vLLM backend work directories whose rank process is gone."""
+    stale = []
+    for path in SHM_DIR.glob(ENGINE_PATTERN) if SHM_DIR.is_dir() else []:
+        pid = path.name.split("-")[2]
+        if pid.isdigit() and not Path("/proc", pid).exists():
+            stale.append(path)
+    return sorted(stale)
+
+
 def remove_stale(min_age_s: float = MIN_AGE_S) -> list[str]:
+    import shutil
+
     removed = []
+    for path in stale_engine_dirs():
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path.name)
     for path in stale_files(min_age_s):
         try:
             path.unlink()

@@ -85,6 +85,7 @@ def check_run(cfg, world_size: int) -> None:
     at_least(run.generations, 1, "run.generations")
     if run.seed < 0:
         raise ConfigError(f"run.seed must be >= 0 (numpy SeedSequence takes non-negative integers), got {run.seed}")
+    choice(run.device, ["auto", "cpu", "cuda"], "run.device")
     if run.eval_every < 0 or run.checksum_every < 0 or run.threads < 0:
         raise ConfigError("run.eval_every, run.checksum_every and run.threads must be >= 0")
     at_least(cfg.ckpt.every, 1, "ckpt.every")

@@ -9,7 +9,8 @@ os.environ.setdefault("ESSA_NO_MPI", "1")  # in-process tests are single-rank; M
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # MPICH shared-memory files that were already stale before this session (tests/zz_final checks
 # that the tests add none).
-SHM_AT_START = {p.name for p in Path("/dev/shm").glob("mpich_shm_*")} if Path("/dev/shm").is_dir() else set()
+SHM_AT_START = ({p.name for pattern in ("mpich_shm_*", "essa-vllm-*") for p in Path("/dev/shm").glob(pattern)}
+                if Path("/dev/shm").is_dir() else set())
 
 
 @pytest.fixture(autouse=True, scope="session")

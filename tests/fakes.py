@@ -68,12 +68,19 @@ class FakeCompletions:
 
 class FakeRollout:
     """The "model" answers a+b off by how far the row's vector is from a target."""
+    serves_adapters = False
 
     def __init__(self, space: FakeSpace):
         self.space = space
         self.target = np.linspace(-1, 1, space.dim)
 
-    def generate(self, items: list[dict], sample_seed: int | None = None) -> FakeCompletions:
+    def prepare(self, space, cands, row_cand):
+        space.apply(cands, row_cand)
+
+    def release(self, space) -> None:
+        space.restore()
+
+    def generate(self, items: list[dict], sample_seed: int | None = None, rows=None) -> FakeCompletions:
         vectors = self.space.rows if self.space.rows is not None else [self.space.initial()] * len(items)
         texts = []
         for item, v in zip(items, vectors):

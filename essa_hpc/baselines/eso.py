@@ -71,7 +71,7 @@ class ESOTrainer(RolloutPrompts, GRPOTrainer):
 
 def run_eso(cfg, parts, run_dir: Path) -> dict:
     b = cfg.baseline
-    args = grpo_args(cfg, run_dir, loss_type="dr_grpo", scale_rewards="none", beta=0.0, temperature=1.0)
+    args = grpo_args(cfg, run_dir, str(parts.model.device), loss_type="dr_grpo", scale_rewards="none", beta=0.0, temperature=1.0)
     trainer, run = build_trainer(cfg, parts, run_dir, "eso", trainer_cls=ESOTrainer, args=args,
                                  temperatures=b.eso.temperatures, sft_weight=b.eso.sft_weight,
                                  sft_context=(parts.task, parts.rollout, parts.tokenizer))

@@ -11,7 +11,8 @@ TRL facts that matter (trl 1.16, measured on CPU):
   per step, each sampled ``num_generations`` times. One generation round per optimizer step
   (``steps_per_generation = gradient_accumulation_steps = 1``, ``num_iterations=1``).
 - ``beta=0`` (default) needs no reference model; ``beta>0`` makes TRL copy the start adapter as "ref".
-- On CPU: ``use_cpu=True, bf16=False, gradient_checkpointing=False``; no TRL checkpoints are saved, only
+- On CPU: ``use_cpu=True, bf16=False, gradient_checkpointing=False`` (on a GPU the trainer follows the
+  model's device and dtype); no TRL checkpoints are saved, only
   the final PEFT adapter in ``<run_dir>/adapter``.
 Prompts are tokenized by our rollout (``RolloutPrompts``); step s trains on ``task.minibatch(s, P)``.
 """
@@ -23,17 +24,17 @@ from pathlib import Path
 from essa_hpc.baselines.prompts import RolloutPrompts, prompt_dataset, prompt_items
 from essa_hpc.baselines.run_log import BaselineRun, MetricsCallback
 from essa_hpc.baselines.task_reward import TaskReward
-from essa_hpc.baselines.trl_args import completion_length, quiet_trainer, trl_cpu_args
+from essa_hpc.baselines.trl_args import completion_length, quiet_trainer, trl_common_args
 from essa_hpc.sft import lora_model
 
 log = logging.getLogger(__name__)
 
 
-def grpo_args(cfg, run_dir: Path, **overrides):
+def grpo_args(cfg, run_dir: Path, device: str = "cpu", **overrides):
     from trl import GRPOConfig
 
     b = cfg.baseline
-    kwargs = dict(trl_cpu_args(cfg, run_dir), per_device_train_batch_size=b.batch_size,
+    kwargs = dict(trl_common_args(cfg, run_dir, device), per_device_train_batch_size=b.batch_size,
                   num_generations=b.num_generations, max_completion_length=completion_length(cfg),
                   temperature=b.temperature, top_p=1.0, top_k=0, beta=b.grpo.beta, loss_type=b.grpo.loss_type,
                   scale_rewards=b.grpo.scale_rewards, num_iterations=1, shuffle_dataset=False, log_completions=False)
@@ -54,7 +55,7 @@ def build_trainer(cfg, parts, run_dir: Path, method: str, trainer_cls=None, args
     reward = TaskReward(parts.rewarder, items)
     prompt_ids = {text: parts.rollout.token_ids(it) for text, it in zip(dataset["prompt"], items)}
     cls = trainer_cls or type("RolloutGRPOTrainer", (RolloutPrompts, GRPOTrainer), {})
-    trainer = cls(model=policy, reward_funcs=[reward], args=args or grpo_args(cfg, run_dir), train_dataset=dataset,
+    trainer = cls(model=policy, reward_funcs=[reward], args=args or grpo_args(cfg, run_dir, str(parts.model.device)), train_dataset=dataset,
                   processing_class=parts.tokenizer, prompt_ids=prompt_ids, **trainer_kwargs)
     trainer.baseline_items = items  # dataset row i is items[i] (item_index)
     trainer.add_callback(MetricsCallback(run, policy, reward))

@@ -30,7 +30,7 @@ from essa_hpc import seeding
 from essa_hpc.baselines import BaselineError
 from essa_hpc.baselines.prompts import prompt_items
 from essa_hpc.baselines.run_log import BaselineRun, MetricsCallback
-from essa_hpc.baselines.trl_args import completion_length, quiet_trainer, trl_cpu_args
+from essa_hpc.baselines.trl_args import completion_length, quiet_trainer, trl_common_args
 from essa_hpc.model import model_fingerprint
 from essa_hpc.rollout import HFRollout
 
@@ -110,7 +110,7 @@ def run_trdpo(cfg, parts, run_dir: Path) -> dict:
         raise BaselineError(f"no preference pairs: all {b.trdpo.k} samples of every prompt scored alike; "
                            "raise baseline.trdpo.k or baseline.temperature, or use task.train_reward=dense")
 
-    args = DPOConfig(**trl_cpu_args(cfg, run_dir), per_device_train_batch_size=b.batch_size, beta=b.trdpo.dpo_beta,
+    args = DPOConfig(**trl_common_args(cfg, run_dir, str(policy.device)), per_device_train_batch_size=b.batch_size, beta=b.trdpo.dpo_beta,
                      sync_ref_model=True, ref_model_mixup_alpha=b.trdpo.alpha, ref_model_sync_steps=b.trdpo.tau,
                      precompute_ref_log_probs=False)
     dataset = Dataset.from_list([{k: p[k] for k in ("prompt_ids", "chosen_ids", "rejected_ids")} for p in pairs])

@@ -1,7 +1,7 @@
 """The TRL settings every baseline shares, in one place so GRPO, ESO and TR-DPO cannot drift apart.
 
-The baselines run on CPU (``use_cpu=True``, no bf16, no gradient checkpointing), save no TRL checkpoints
-(the methods export their own adapter or model), log every step (``logging_steps=1``, which
+The baselines follow the model's device (on CPU ``use_cpu=True``, no bf16, no gradient
+checkpointing), save no TRL checkpoints (the methods export their own adapter or model), log every step (``logging_steps=1``, which
 ``MetricsCallback`` relies on for one metrics line per step) and take their seed from the
 ``baseline_sampling`` stream of ``essa_hpc.seeding``, so a baseline run is reproducible from ``run.seed``.
 """
@@ -17,12 +17,15 @@ def trl_seed(cfg) -> int:
     return seeding.int_seed(cfg.run.seed, "baseline_sampling") % 2**31
 
 
-def trl_cpu_args(cfg, run_dir: Path) -> dict:
-    """TrainingArguments every baseline shares (use_cpu, no bf16, no gradient checkpointing on CPU)."""
+def trl_common_args(cfg, run_dir: Path, device: str = "cpu") -> dict:
+    """TrainingArguments every baseline shares; they follow the rank's device (on CPU: no bf16 and no
+    gradient checkpointing; on a GPU: bf16 when the model is bf16)."""
     b = cfg.baseline
+    on_cpu = not str(device).startswith("cuda")
     return dict(output_dir=str(run_dir / "trl"), max_steps=b.steps, learning_rate=b.learning_rate,
                 lr_scheduler_type="constant", warmup_steps=0, gradient_accumulation_steps=1,
-                use_cpu=True, bf16=False, fp16=False, gradient_checkpointing=False, report_to="none",
+                use_cpu=on_cpu, bf16=not on_cpu and cfg.model.dtype == "bfloat16", fp16=False,
+                gradient_checkpointing=False, report_to="none",
                 save_strategy="no", logging_steps=1, disable_tqdm=not cfg.run.progress,
                 dataloader_num_workers=0, seed=trl_seed(cfg))
 

@@ -35,7 +35,7 @@ def run_baseline(args, env: RankEnv) -> int:
     config_mod.save_yaml(cfg, run_dir / "config.yaml")
     log.info("baseline %s | run dir %s | torch threads %d | config %s", args.method, run_dir, threads, cfg.digest())
     try:
-        parts = build_parts(cfg, with_space=False)
+        parts = build_parts(cfg, with_space=False, env=env.with_device(cfg.run.device))
         summary = baselines.BASELINES.load(args.method)(cfg, parts, run_dir)
     except baselines.BaselineError as exc:  # e.g. no preference pairs: the user can fix it; one line
         print(f"essa-hpc baseline: error: {exc}", file=sys.stderr)

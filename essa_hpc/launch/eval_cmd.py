@@ -67,7 +67,7 @@ def run_eval(args, env: RankEnv) -> int:
         check_same_search(cfg, found)
     setup_logging(comm.rank)
     set_threads(cfg.run.threads, env.local_world)
-    parts = build_parts(cfg, with_space=found is not None)
+    parts = build_parts(cfg, with_space=found is not None, env=env.with_device(cfg.run.device))
     space, vector, source = None, None, "base"
     if found is not None:
         space = parts.space
@@ -97,7 +97,7 @@ def run_export(args, env: RankEnv) -> int:
     cfg = run_config_of(args.run_dir)
     found = newest_checkpoint(args.run_dir)
     setup_logging(0)
-    parts = build_parts(cfg)
+    parts = build_parts(cfg, env=env.with_device(cfg.run.device))
     parts.space.load_state_dict(found["state"]["space"])
     parts.space.export(found["state"]["adapter"]["vector"], args.out_dir)
     print(json.dumps({"checkpoint": str(found["path"]), "generation": found["generation"],

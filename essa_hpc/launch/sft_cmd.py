@@ -24,7 +24,7 @@ def run_sft(args, env: RankEnv) -> int:
     out_dir = Path(args.out or cfg.sft.out_dir or Path(cfg.run.run_dir) / "sft")
     setup_logging(0)
     set_threads(cfg.run.threads, env.local_world)
-    parts = build_parts(cfg, with_space=False)
+    parts = build_parts(cfg, with_space=False, env=env.with_device(cfg.run.device))
     info = train_sft(cfg, parts, out_dir, progress=cfg.run.progress)
     if not args.no_eval:
         # parts.model is now the PEFT-wrapped model in eval mode: score it as it will be used

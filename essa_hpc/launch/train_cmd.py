@@ -39,8 +39,8 @@ class SetupFailed(Exception):
 
 
 def setup(config_path: str, overrides: list[str], run_dir: str | None, comm: Comm, resume: str, env: RankEnv):
-    """Phase 1 on this rank: (config, checkpoint to resume or None). Raises ``SetupFailed`` on every
-    rank when any rank failed; the lowest failing rank has printed the reason."""
+    """Phase 1 on this rank: (config, checkpoint to resume or None, env with its device). Raises
+    ``SetupFailed`` on every rank when any rank failed; the lowest failing rank has printed the reason."""
     from essa_hpc.checkpoint_manager import CheckpointManager
 
     error, code = None, 0
@@ -50,6 +50,7 @@ def setup(config_path: str, overrides: list[str], run_dir: str | None, comm: Com
         if run_dir:
             cfg.run.run_dir = run_dir
         validate(cfg, world_size=comm.world)  # before any model loads
+        env = env.with_device(cfg.run.device)  # imports torch; a missing GPU fails here, still before the model
         path = Path(cfg.run.run_dir)
         rundir.check_usable(path)
         if comm.is_root:  # before anything reads or moves files: one run per directory
@@ -71,7 +72,7 @@ def setup(config_path: str, overrides: list[str], run_dir: str | None, comm: Com
             where = f" (rank {comm.rank})" if comm.world > 1 else ""
             print(f"essa-hpc train: error{where}: {error}", file=sys.stderr, flush=True)
         raise SetupFailed(code or 2)
-    return cfg, found
+    return cfg, found, env
 
 
 def run(cfg: config_mod.Config, comm: Comm, found: dict | None, preempt: Preemption, env: RankEnv) -> int:
@@ -86,10 +87,10 @@ def run(cfg: config_mod.Config, comm: Comm, found: dict | None, preempt: Preempt
         if comm.is_root:
             if env.job_id:
                 write_job_info(run_dir, {"job_id": env.job_id, "backend": "slurm", "restarts": env.restarts})
-            log.info("run dir %s | ranks %d | torch threads/rank %d | config %s", run_dir, comm.world, threads,
-                     cfg.digest())
+            log.info("run dir %s | ranks %d | torch threads/rank %d | device %s | config %s", run_dir, comm.world,
+                     threads, env.device, cfg.digest())
         from essa_hpc.trainer import Trainer
-        parts = build_parts(cfg)  # task, model, space, rollout, rewards: this rank's copy
+        parts = build_parts(cfg, env=env)  # task, model, space, rollout, rewards: this rank's copy
         code = Trainer(cfg, comm, run_dir, parts, found=found, preempt=preempt).run()
     except BaseException as exc:  # noqa: BLE001 - SystemExit from a plug-in must not strand the other ranks
         return fail(comm, exc)
@@ -129,7 +130,7 @@ def run_training(config_path: str, overrides: list[str], run_dir: str | None, co
 
     setup_logging(comm.rank)  # stderr only until the run dir is known to be usable
     try:
-        cfg, found = setup(config_path, overrides, run_dir, comm, resume, env)
+        cfg, found, env = setup(config_path, overrides, run_dir, comm, resume, env)
     except SetupFailed as exc:
         return exc.code
     except BaseException as exc:  # noqa: BLE001 - e.g. SystemExit raised while importing a plug-in

@@ -105,7 +105,12 @@ class WrappedLoRASpace(SearchSpace):
         """module name -> (A, B) float32 for one candidate."""
 
     def export(self, vector: np.ndarray, out_dir: str | Path) -> None:
+        base = getattr(getattr(self.model, "config", None), "_name_or_path", "") or ""
+        self.save_candidate(vector, out_dir, base_model=base)
+
+    def save_candidate(self, vector: np.ndarray, out_dir: str | Path, base_model: str = "") -> None:
+        """Candidate ``vector`` as a PEFT LoRA adapter directory: what ``export`` writes, and what
+        the vLLM backend serves per candidate."""
         from essa_hpc.spaces.adapter_io import save_peft_adapter
 
-        base = getattr(getattr(self.model, "config", None), "_name_or_path", "") or ""
-        save_peft_adapter(self.start, self.factors_for(vector), out_dir, base_model=base)
+        save_peft_adapter(self.start, self.factors_for(vector), out_dir, base_model=base_model)

@@ -36,8 +36,9 @@ class FullSpace(SearchSpace):
         self.master = [p.detach().to(torch.float32, copy=True) for _, p in self.params]
 
     def noise(self, generation: int, k: int, t: int) -> torch.Tensor:
-        gen = seeding.torch_generator(self.run_seed, "noise", generation, k, t)
-        return torch.randn(self.master[t].shape, generator=gen, dtype=torch.float32)
+        device = self.master[t].device  # drawn where the weights are: CPU and CUDA streams differ (see seeding)
+        gen = seeding.torch_generator(self.run_seed, "noise", generation, k, t, device=device)
+        return torch.randn(self.master[t].shape, generator=gen, dtype=torch.float32, device=device)
 
     def initial(self) -> np.ndarray:
         return np.zeros(1)
@@ -80,15 +81,15 @@ class FullSpace(SearchSpace):
     def digest(self, mean: np.ndarray) -> str:
         h = hashlib.sha256()
         for tensor in self.master:
-            h.update(tensor.numpy().tobytes())
+            h.update(tensor.cpu().numpy().tobytes())
         return h.hexdigest()
 
     def state_dict(self) -> dict:
-        return {"master": {name: m.numpy() for (name, _), m in zip(self.params, self.master)}}
+        return {"master": {name: m.cpu().numpy() for (name, _), m in zip(self.params, self.master)}}
 
     def load_state_dict(self, stored: dict) -> None:
         for t, (name, _) in enumerate(self.params):
-            self.master[t].copy_(torch.from_numpy(np.asarray(stored["master"][name], dtype=np.float32)))
+            self.master[t].copy_(torch.from_numpy(np.asarray(stored["master"][name], dtype=np.float32)))  # to its device
         self.restore()
 
     def export(self, vector: np.ndarray, out_dir: str | Path) -> None:

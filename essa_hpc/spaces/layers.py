@@ -26,10 +26,11 @@ class SVDLoRALinear(nn.Module):
         u_a, s_a, v_a = svd_factors(lora_a)   # u_a r×r, v_a d_in×r
         u_b, s_b, v_b = svd_factors(lora_b)   # u_b d_out×r, v_b r×r
         dtype = base.weight.dtype if hasattr(base, "weight") and base.weight.is_floating_point() else torch.float32
+        device = base.weight.device if hasattr(base, "weight") else torch.device("cpu")
         self.compute_dtype = dtype
-        self.register_buffer("v_a", v_a.to(dtype).contiguous())
-        self.register_buffer("mid", (u_a.T @ v_b).to(dtype).contiguous())  # shared r×r between the scales
-        self.register_buffer("u_b_t", u_b.T.to(dtype).contiguous())
+        self.register_buffer("v_a", v_a.to(device, dtype).contiguous())
+        self.register_buffer("mid", (u_a.T @ v_b).to(device, dtype).contiguous())  # shared r×r between the scales
+        self.register_buffer("u_b_t", u_b.T.to(device, dtype).contiguous())
         # Frozen factors kept in float64 for checkpoints and exact export.
         self.factors = {"u_a": u_a, "v_a": v_a, "u_b": u_b, "v_b": v_b}
         self.base_s = torch.stack([s_a, s_b])  # 2×r, float64
@@ -37,8 +38,8 @@ class SVDLoRALinear(nn.Module):
 
     def set_row_scales(self, s_a: torch.Tensor, s_b: torch.Tensor) -> None:
         """s_a, s_b: [rows, r] (or [1, r] to share one candidate across all rows)."""
-        self.s_a = s_a.to(self.compute_dtype)[:, None, :]
-        self.s_b = s_b.to(self.compute_dtype)[:, None, :]
+        self.s_a = s_a.to(self.v_a.device, self.compute_dtype)[:, None, :]
+        self.s_b = s_b.to(self.v_a.device, self.compute_dtype)[:, None, :]
 
     def materialize(self, s_a: torch.Tensor, s_b: torch.Tensor):
         """Dense (A, B) for one candidate, float64."""
@@ -58,8 +59,9 @@ class DenseLoRALinear(nn.Module):
         super().__init__()
         self.base = base
         self.scale = scale
-        self.register_buffer("lora_a", lora_a.float().clone())
-        self.register_buffer("lora_b", lora_b.float().clone())
+        device = base.weight.device if hasattr(base, "weight") else torch.device("cpu")
+        self.register_buffer("lora_a", lora_a.float().to(device).clone())
+        self.register_buffer("lora_b", lora_b.float().to(device).clone())
 
     def set_factors(self, lora_a: torch.Tensor, lora_b: torch.Tensor) -> None:
         self.lora_a.copy_(lora_a)
