@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from essa_hpc.config import Config
+from essa_hpc.prompts import PromptRenderer
 
 
 @dataclass
@@ -33,26 +34,12 @@ class HFRollout:
     # Whether one generate call can mix candidates whatever the space (each row brings its own
     # adapter). HF cannot: it runs the model the space wrapped, so that is the space's ``batched``.
     serves_adapters = False
+
     def __init__(self, model, tokenizer, cfg: Config, env=None):
         self.model, self.tok = model, tokenizer
-        self.rcfg, self.use_chat = cfg.rollout, cfg.model.chat_template and bool(tokenizer.chat_template)
-        self.system_prompt = cfg.task.system_prompt
-        self._rendered: dict[str, list[int]] = {}
-
-    def render(self, item: dict) -> str:
-        if item.get("chat", True) is False or not self.use_chat:
-            return item["prompt"]
-        messages = [{"role": "user", "content": item["prompt"]}]
-        if self.system_prompt:
-            messages.insert(0, {"role": "system", "content": self.system_prompt})
-        return self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
-    def token_ids(self, item: dict) -> list[int]:
-        text = self.render(item)
-        if text not in self._rendered:
-            # Chat templates already add special tokens; plain prompts keep the tokenizer's BOS.
-            self._rendered[text] = self.tok(text, add_special_tokens=not self.use_chat)["input_ids"]
-        return self._rendered[text]
+        self.rcfg = cfg.rollout
+        self.prompts = PromptRenderer(tokenizer, cfg)
+        self.render, self.token_ids = self.prompts.render, self.prompts.token_ids  # what callers ask a rollout
 
     def _batch(self, items: list[dict]):
         ids = [self.token_ids(it) for it in items]

@@ -23,11 +23,12 @@ log = logging.getLogger(__name__)
 IGNORE = -100
 
 
-def sft_examples(task, rollout, tok, items: list[dict]) -> list[tuple[list[int], list[int]]]:
-    """(input_ids, labels) per item: labels mask the prompt and keep target + EOS."""
+def sft_examples(task, prompts, tok, items: list[dict]) -> list[tuple[list[int], list[int]]]:
+    """(input_ids, labels) per item: labels mask the prompt and keep target + EOS. ``prompts``: the
+    ``PromptRenderer`` the rollout scores with, so SFT trains on the very prompt tokens ES sees."""
     out = []
     for item in items:
-        prompt = rollout.token_ids(item)
+        prompt = prompts.token_ids(item)
         target = tok(task.sft_target(item), add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
         out.append((prompt + target, [IGNORE] * len(prompt) + target))
     return out
@@ -71,7 +72,7 @@ def train_sft(cfg: Config, parts, out_dir: Path, progress: bool = True) -> dict:
     bar = tqdm(range(cfg.sft.steps), desc="SFT", unit="step", disable=not progress, dynamic_ncols=True)
     for step in bar:
         pick = seeding.rng(cfg.run.seed, "sft_minibatch", step).choice(len(pool), cfg.sft.batch_size)
-        ids, mask, labels = collate(sft_examples(task, parts.rollout, tok, [pool[i] for i in pick]),
+        ids, mask, labels = collate(sft_examples(task, parts.rollout.prompts, tok, [pool[i] for i in pick]),
                                     tok.pad_token_id)
         loss = peft_model(input_ids=ids, attention_mask=mask, labels=labels).loss
         opt.zero_grad(set_to_none=True)

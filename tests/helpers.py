@@ -15,6 +15,11 @@ BIN = Path(sys.executable).parent
 FULL_SPACE = ["space.kind=full", "strategy.kind=open_es", "strategy.open_es.shaping=z_score", "strategy.sigma_relative=false",
               "strategy.sigma0=0.05", "strategy.open_es.learning_rate=0.01", "strategy.mirrored=false",
               "strategy.population=6", "rollout.group_size=1"]
+# EGGROLL on the tiny model: rank-1 noise on every linear, mirrored, a whole group per batch.
+EGGROLL_SPACE = ["space.kind=eggroll", "space.rank=1", "space.target_modules=[q_proj,k_proj,v_proj,o_proj,gate_proj,"
+                 "up_proj,down_proj]", "strategy.kind=open_es", "strategy.open_es.shaping=z_score",
+                 "strategy.sigma_relative=false", "strategy.sigma0=0.05", "strategy.open_es.learning_rate=0.01",
+                 "strategy.population=8", "rollout.group_size=4"]
 
 
 def mpiexec() -> str | None:

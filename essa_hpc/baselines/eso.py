@@ -56,7 +56,7 @@ class ESOTrainer(RolloutPrompts, GRPOTrainer):
     def _generate_and_score_completions(self, inputs):
         (task, rollout, tok), items = self.sft_context, self.baseline_items
         distinct = list(dict.fromkeys(int(x["item_index"]) for x in inputs))
-        self._sft_batch = collate(sft_examples(task, rollout, tok, [items[i] for i in distinct]), tok.pad_token_id)
+        self._sft_batch = collate(sft_examples(task, rollout.prompts, tok, [items[i] for i in distinct]), tok.pad_token_id)
         return super()._generate_and_score_completions(inputs)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):

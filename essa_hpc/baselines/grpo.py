@@ -51,9 +51,9 @@ def build_trainer(cfg, parts, run_dir: Path, method: str, trainer_cls=None, args
     run = BaselineRun(cfg, parts, run_dir, method)
     run.start(policy)
     items = prompt_items(parts.task, b.steps * (b.batch_size // b.num_generations), b.batch_size // b.num_generations)
-    dataset = prompt_dataset(items, parts.rollout)
+    dataset = prompt_dataset(items, parts.rollout.prompts)
     reward = TaskReward(parts.rewarder, items)
-    prompt_ids = {text: parts.rollout.token_ids(it) for text, it in zip(dataset["prompt"], items)}
+    prompt_ids = {text: parts.rollout.prompts.token_ids(it) for text, it in zip(dataset["prompt"], items)}
     cls = trainer_cls or type("RolloutGRPOTrainer", (RolloutPrompts, GRPOTrainer), {})
     trainer = cls(model=policy, reward_funcs=[reward], args=args or grpo_args(cfg, run_dir, str(parts.model.device)), train_dataset=dataset,
                   processing_class=parts.tokenizer, prompt_ids=prompt_ids, **trainer_kwargs)

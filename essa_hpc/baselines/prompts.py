@@ -1,9 +1,9 @@
 """The training prompts of a baseline, seen through TRL.
 
 The prompt set is the seeded mini-batch stream ESSA draws from (``prompt_items``), and the ``prompt``
-column is rendered exactly as ``HFRollout.render`` renders it (chat template + ``task.system_prompt``
+column is rendered by the ``PromptRenderer`` the rollout scores with (chat template + ``task.system_prompt``
 when the model has a template). ``RolloutPrompts`` then makes TRL take the token ids from
-``HFRollout.token_ids`` instead of tokenizing the text itself, so the tokens a baseline trains on are
+``PromptRenderer.token_ids`` instead of tokenizing the text itself, so the tokens a baseline trains on are
 the tokens ESSA is scored on.
 
 Besides ``prompt`` the dataset holds only ``item_index``, the row's position in the item list: TRL hands
@@ -12,7 +12,7 @@ ESO finds the gold answers of a batch by it). Items never travel through Arrow, 
 """
 from __future__ import annotations
 
-from essa_hpc.rollout import HFRollout
+from essa_hpc.prompts import PromptRenderer
 
 
 def prompt_items(task, n: int, per_step: int) -> list[dict]:
@@ -26,11 +26,11 @@ def prompt_items(task, n: int, per_step: int) -> list[dict]:
     return out[:n]
 
 
-def prompt_dataset(items: list[dict], rollout: HFRollout):
-    """``datasets.Dataset`` with ``prompt`` (rendered as our rollout renders it) and ``item_index``."""
+def prompt_dataset(items: list[dict], prompts: PromptRenderer):
+    """``datasets.Dataset`` with ``prompt`` (rendered by ``prompts``, the rollout's renderer) and ``item_index``."""
     from datasets import Dataset
 
-    return Dataset.from_list([{"prompt": rollout.render(it), "item_index": i} for i, it in enumerate(items)])
+    return Dataset.from_list([{"prompt": prompts.render(it), "item_index": i} for i, it in enumerate(items)])
 
 
 class RolloutPrompts:

@@ -59,14 +59,14 @@ def sample_completions(rollout: HFRollout, items: list[dict], k: int, temperatur
     return [flat[i * k:(i + 1) * k] for i in range(len(items))]
 
 
-def make_pairs(items: list[dict], samples, rewarder, rollout) -> list[dict]:
+def make_pairs(items: list[dict], samples, rewarder, prompts) -> list[dict]:
     """(best, worst) by the task reward per prompt; prompts whose samples all tie are dropped."""
     pairs = []
     for idx, (item, group) in enumerate(zip(items, samples)):
         rewards = rewarder.rewards([item] * len(group), [text for _, text in group])
         best, worst = int(np.argmax(rewards)), int(np.argmin(rewards))
         if rewards[best] > rewards[worst]:
-            pairs.append({"prompt_ids": list(rollout.token_ids(item)), "chosen_ids": group[best][0],
+            pairs.append({"prompt_ids": list(prompts.token_ids(item)), "chosen_ids": group[best][0],
                           "rejected_ids": group[worst][0], "chosen": group[best][1], "rejected": group[worst][1],
                           "chosen_reward": float(rewards[best]), "rejected_reward": float(rewards[worst]),
                           "item_index": idx})
@@ -98,11 +98,11 @@ def run_trdpo(cfg, parts, run_dir: Path) -> dict:
     samples = sample_completions(sampler, items, b.trdpo.k, b.temperature, completion_length(cfg),
                                  cfg.rollout.max_rows, cfg.run.seed)
     run.samples = len(items) * b.trdpo.k
-    pairs = make_pairs(items, samples, parts.rewarder, parts.rollout)
+    pairs = make_pairs(items, samples, parts.rewarder, parts.rollout.prompts)
     with open(run.run_dir / "pairs.jsonl", "w") as fh:
         for p in pairs:
             item = items[p["item_index"]]
-            fh.write(json.dumps({"prompt": parts.rollout.render(item), "item": item, **{
+            fh.write(json.dumps({"prompt": parts.rollout.prompts.render(item), "item": item, **{
                 key: p[key] for key in ("chosen", "rejected", "chosen_reward", "rejected_reward", "item_index")}},
                 default=str) + "\n")
     log.info("trdpo: %d preference pairs from %d prompts x %d samples", len(pairs), len(items), b.trdpo.k)

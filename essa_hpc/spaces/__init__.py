@@ -19,6 +19,9 @@ SPACES.add("lora", "essa_hpc.spaces.lora:LoRASpace", "plain LoRA: every entry of
            peft_factors=True)
 SPACES.add("full", "essa_hpc.spaces.full:FullSpace", "every base weight, seed-addressed noise, as in ES at scale",
            strategies=("open_es",), float_base=True)
+SPACES.add("eggroll", "essa_hpc.spaces.eggroll:EggrollSpace", "EGGROLL: rank-r seed-addressed noise on every target "
+           "linear, the population in one batch, full-rank updates", strategies=("open_es",), float_base=True,
+           lora_targets=True)
 
 
 def build_space(model, cfg):

@@ -2,14 +2,14 @@
 at every generation, and only scalars cross ranks."""
 import pytest
 
-from helpers import FULL_SPACE, TINY, essa, metrics, mpiexec, shas
+from helpers import EGGROLL_SPACE, FULL_SPACE, TINY, essa, metrics, mpiexec, shas
 
 pytestmark = [pytest.mark.mpi, pytest.mark.skipif(mpiexec() is None, reason="mpiexec not installed (pip install mpich)")]
 
 
 FULL = FULL_SPACE
 SETUPS = {"svd_lora-cma_es": ["strategy.kind=cma_es"], "svd_lora-open_es": ["strategy.kind=open_es"],
-          "lora-cma_es": ["space.kind=lora"], "full-open_es": FULL}
+          "lora-cma_es": ["space.kind=lora"], "full-open_es": FULL, "eggroll-open_es": EGGROLL_SPACE}
 
 
 @pytest.mark.parametrize("setup", SETUPS)
@@ -24,9 +24,9 @@ def test_one_and_two_ranks_bit_identical(setup, tmp_path):
     assert len(set(runs[1])) == 4  # the adapter really moved every generation
 
 
-@pytest.mark.parametrize("space", ["svd_lora", "full"])
+@pytest.mark.parametrize("space", ["svd_lora", "full", "eggroll"])
 def test_bytes_sent_bounded_and_independent_of_model_size(space, tmp_path):
-    extra = FULL if space == "full" else []
+    extra = {"full": FULL, "eggroll": EGGROLL_SPACE}.get(space, [])
     lam = 6 if space == "full" else 8
     sent = {}
     for name in ("tiny-random", "tiny-random:64x4"):

@@ -1,7 +1,7 @@
 """Preemption and resume across ranks, including a change of world size."""
 import pytest
 
-from helpers import FULL_SPACE, metrics, mpiexec
+from helpers import EGGROLL_SPACE, FULL_SPACE, metrics, mpiexec
 from resume_helpers import EXIT_PREEMPTED, assert_each_generation_once, final_sha, run_with_preemptions, train
 
 pytestmark = [pytest.mark.mpi, pytest.mark.skipif(mpiexec() is None, reason="mpiexec not installed")]
@@ -30,12 +30,14 @@ def test_preempt_on_two_ranks_resume_on_one(reference, tmp_path):
     assert_each_generation_once(run)
 
 
-def test_full_space_preempt_and_resume_across_world_sizes(tmp_path):
+@pytest.mark.parametrize("space", ["full", "eggroll"])
+def test_seed_addressed_space_preempt_and_resume_across_world_sizes(space, tmp_path):
+    setup = {"full": FULL_SPACE, "eggroll": EGGROLL_SPACE}[space]
     ref = tmp_path / "ref"
-    train(ref, 2, *FULL_SPACE, resume="never")
+    train(ref, 2, *setup, resume="never")
     run = tmp_path / "run"
     for ranks, point in ((2, "2"), (None, "")):
-        train(run, ranks, *FULL_SPACE, preempt_at=point, check=False)
+        train(run, ranks, *setup, preempt_at=point, check=False)
     assert final_sha(run) == final_sha(ref)
     assert_each_generation_once(run)
     assert len(set(r["adapter_sha256"] for r in metrics(ref))) > 2  # the weights really moved

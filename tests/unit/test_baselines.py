@@ -132,7 +132,7 @@ def test_reward_adapter_scores_the_item_of_each_row(tiny_cfg):
     task = build_task(tiny_cfg.task, 0)
     items = task.train_pool()[:3]
     rollout = HFRollout(None, tiny_tokenizer(), tiny_cfg)
-    ds = prompt_dataset(items, rollout)
+    ds = prompt_dataset(items, rollout.prompts)
     assert ds.column_names == ["prompt", "item_index"] and ds["item_index"] == [0, 1, 2]
     assert ds["prompt"] == [rollout.render(it) for it in items] and "<|im_start|>assistant" in ds["prompt"][0]
     # what GRPOTrainer passes: every column but `prompt`, one entry per completion, plus its own extras
