@@ -19,7 +19,6 @@ exact. A checkpoint holds the masters, as the full space's does.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 
@@ -29,8 +28,8 @@ from torch import nn
 
 from essa_hpc import seeding
 from essa_hpc.spaces.adapter_io import target_linears
-from essa_hpc.spaces.base import SearchSpace, replace_module
-from essa_hpc.strategies.base import SeedUpdate
+from essa_hpc.spaces.base import replace_module
+from essa_hpc.spaces.seed_addressed import SeedAddressedSpace
 
 
 class EggrollLinear(nn.Module):
@@ -62,10 +61,8 @@ class EggrollLinear(nn.Module):
         return y.add_(delta.reshape(y.shape).to(y.dtype))  # generation: y is this call's own output
 
 
-class EggrollSpace(SearchSpace):
-    batched = True         # rows of one batch may belong to different candidates
-    seed_addressed = True  # a candidate is its noise address; the weights live here
-    dim = 3
+class EggrollSpace(SeedAddressedSpace):
+    batched = True  # rows of one batch may belong to different candidates
 
     def __init__(self, model, cfg, run_seed: int):
         super().__init__(model)
@@ -76,6 +73,7 @@ class EggrollSpace(SearchSpace):
             layer = EggrollLinear(model.get_submodule(name))
             replace_module(model, name, layer)
             self.layers.append(layer)
+        self.master_names = self.names
         self.master = [layer.base.weight.detach().to(torch.float32, copy=True) for layer in self.layers]
         self._cache: dict = {}
         self._cached_generation: int | None = None
@@ -86,12 +84,6 @@ class EggrollSpace(SearchSpace):
         gen = seeding.torch_generator(self.run_seed, "noise", generation, k, t, device=w.device)
         z = torch.randn(w.shape[0] + w.shape[1], self.rank, generator=gen, dtype=torch.float32, device=w.device)
         return z[: w.shape[0]], z[w.shape[0]:]
-
-    def initial(self) -> np.ndarray:
-        return np.zeros(1)
-
-    def typical_scale(self) -> float:
-        return 1.0  # sigma is absolute, as in the full space
 
     def _factors(self, generation: int, k: int, t: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``noise``, kept for the current generation: its groups, chunks and update reuse the draws."""
@@ -131,40 +123,13 @@ class EggrollSpace(SearchSpace):
         a, b = self.noise(int(generation), int(k), t)
         return self.master[t] + float(scale) / math.sqrt(self.rank) * (a @ b.T)
 
+    def direction(self, generation: int, k: int, t: int) -> torch.Tensor:
+        a, b = self._factors(generation, k, t)
+        return (a @ b.T) / math.sqrt(self.rank)  # the update's sum over members is full-rank
+
     @torch.no_grad()
-    def after_tell(self, cands: np.ndarray, update: SeedUpdate | None) -> None:
-        """W_t ← W_t + Σ_n c_n·sign_n·A_n B_nᵀ/√r, tensor by tensor; mirrored members share their draw."""
-        assert isinstance(update, SeedUpdate) and len(update.coefficients) == len(cands)
-        weights: dict[tuple[int, int], float] = {}
-        for (generation, k, scale), c in zip(cands, update.coefficients):
-            key = (int(generation), int(k))
-            weights[key] = weights.get(key, 0.0) + float(c) * float(np.sign(scale))
+    def write_back(self) -> None:
         for t, layer in enumerate(self.layers):
-            step = torch.zeros_like(self.master[t])
-            for (generation, k), w in sorted(weights.items()):
-                if w != 0.0:
-                    a, b = self._factors(generation, k, t)
-                    step.add_(a @ b.T, alpha=w / math.sqrt(self.rank))
-            self.master[t].add_(step)
-            layer.base.weight.copy_(self.master[t])
-        self.restore()
-
-    def evaluation_vector(self, mean: np.ndarray) -> None:
-        return None  # the restored model already is the current solution
-
-    def digest(self, mean: np.ndarray) -> str:
-        h = hashlib.sha256()
-        for tensor in self.master:
-            h.update(tensor.cpu().numpy().tobytes())
-        return h.hexdigest()
-
-    def state_dict(self) -> dict:
-        return {"master": {name: m.cpu().numpy() for name, m in zip(self.names, self.master)}}
-
-    @torch.no_grad()
-    def load_state_dict(self, stored: dict) -> None:
-        for t, (name, layer) in enumerate(zip(self.names, self.layers)):
-            self.master[t].copy_(torch.from_numpy(np.asarray(stored["master"][name], dtype=np.float32)))
             layer.base.weight.copy_(self.master[t])
         self.restore()
 
