@@ -42,7 +42,7 @@ def main() -> None:
         for i, layer in enumerate(space.layers):
             layer.s_a, layer.s_b = s[i, 0][None, None, :], s[i, 1][None, None, :]
         pick = seeding.rng(0, "probe_minibatch", step).choice(len(pool), args.batch)
-        ids, mask, labels = collate(sft_examples(p.task, p.rollout, p.tokenizer, [pool[j] for j in pick]),
+        ids, mask, labels = collate(sft_examples(p.task, p.rollout.prompts, p.tokenizer, [pool[j] for j in pick]),
                                     p.tokenizer.pad_token_id)
         loss = p.model(input_ids=ids, attention_mask=mask, labels=labels).loss
         opt.zero_grad()

@@ -3,7 +3,8 @@
 
     python tools/bench/run_all.py [--quick | --study]
 
-Default: rollout throughput (~5 min), HF against vLLM (~2 min; skipped without make venv-vllm),
+Default: rollout throughput (~5 min), EGGROLL throughput (~1 min), HF against vLLM (~2 min; skipped
+without make venv-vllm),
 scaling (~12 min), memory (~5 min), plots.
 --quick: the same at small sizes (a few minutes). --study: the slow part, the ESSA-vs-GRPO
 study (about 2.5 hours on 2 cores; resumable: rerun the same command after an interruption).
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-STEPS = ["rollout_throughput.py", "vllm_throughput.py", "scaling.py", "memory.py", "plots.py"]
+STEPS = ["rollout_throughput.py", "eggroll_throughput.py", "vllm_throughput.py", "scaling.py", "memory.py", "plots.py"]
 STUDY = "configs/studies/learning.yaml"
 STUDY_STEPS = [  # hours; resumable, finished runs are skipped
     ["tools/study_learning.py", STUDY, "--out", "runs/learning", "--ranks", "2"],
