@@ -3,9 +3,8 @@
 
     python tools/bench/run_all.py [--quick | --study]
 
-Default: rollout throughput (~5 min), EGGROLL throughput (~1 min), HF against vLLM (~2 min; skipped
-without make venv-vllm),
-scaling (~12 min), memory (~5 min), plots.
+Default: rollout throughput (~5 min), EGGROLL throughput (~1 min), HF against vLLM (~2 min;
+skipped without make venv-vllm), scaling (~12 min), memory (~5 min), plots.
 --quick: the same at small sizes (a few minutes). --study: the slow part, the ESSA-vs-GRPO
 study (about 2.5 hours on 2 cores; resumable: rerun the same command after an interruption).
 """
