@@ -27,9 +27,11 @@ import traceback
 
 
 def serve(address: str, authkey: bytes) -> None:
-    from multiprocessing.connection import Client
+    from multiprocessing.connection import Listener
 
-    conn = Client(address, authkey=authkey)
+    # The engine listens and the rank connects, polling: a rank never waits on an engine that died.
+    with Listener(address, family="AF_UNIX", authkey=authkey) as listener:
+        conn = listener.accept()
     start = conn.recv()
     try:
         t0 = time.perf_counter()

@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from multiprocessing.connection import Listener
+from multiprocessing.connection import Client
 from pathlib import Path
 
 from essa_hpc import seeding
@@ -97,14 +97,21 @@ class VLLMRollout(HFRollout):
     def _start(self, env: dict) -> None:
         authkey = secrets.token_bytes(16)
         address = str(self.work / "engine.sock")
-        listener = Listener(address, family="AF_UNIX", authkey=authkey)
         log_path = self.work / "engine.log"
         t0 = time.perf_counter()
         with open(log_path, "wb") as fh:
             self.proc = subprocess.Popen([self.python, str(ENGINE_SCRIPT), address, authkey.hex()], env=env,
                                          stdout=fh, stderr=subprocess.STDOUT, cwd=str(self.work))
-        self.conn = listener.accept()
-        listener.close()
+        self.conn = None
+        while self.conn is None:  # the engine listens; connect once it does, unless it died first
+            if self.proc.poll() is not None or time.perf_counter() - t0 > self.cfg.rollout.vllm.start_timeout_s:
+                tail = log_path.read_text(errors="replace")[-1500:]
+                self.close()
+                raise RuntimeError(f"vLLM engine exited before it listened; engine log tail:\n{tail}")
+            try:
+                self.conn = Client(address, family="AF_UNIX", authkey=authkey)
+            except (FileNotFoundError, ConnectionRefusedError):
+                time.sleep(0.05)
         self.conn.send({"model": self.model_dir, "engine": engine_args(self.cfg, self.model_dir)})
         reply = self.conn.recv() if self.conn.poll(self.cfg.rollout.vllm.start_timeout_s) else {"error": "timed out"}
         if "error" in reply:

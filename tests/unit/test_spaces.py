@@ -7,7 +7,7 @@ from essa_hpc import config
 from essa_hpc.assemble import build_parts
 from essa_hpc.evaluation import evaluate_candidates
 from essa_hpc.spaces import SPACES
-from helpers import TINY
+from helpers import EGGROLL_SPACE, TINY
 
 
 def parts_for(*overrides):
@@ -84,7 +84,7 @@ def test_lora_space_refuses_mixed_rows():
         p.space.apply(np.stack([p.space.initial()] * 2), np.array([0, 1]))
 
 
-@pytest.mark.parametrize("kind", [e.name for e in SPACES.entries() if e.get("lora_targets")])
+@pytest.mark.parametrize("kind", [e.name for e in SPACES.entries() if e.get("peft_factors")])
 def test_export_reloads_in_peft_with_same_logits(kind, tmp_path):
     from peft import PeftModel
     from essa_hpc.model import load_model
@@ -134,7 +134,7 @@ def test_int8_base_keeps_lora_float_and_tracks_fp32():
 
 
 SPACE_OVERRIDES = {"full": ["strategy.kind=open_es", "strategy.mirrored=false", "strategy.sigma_relative=false",
-                            "strategy.sigma0=0.05", "rollout.group_size=1"]}
+                            "strategy.sigma0=0.05", "rollout.group_size=1"], "eggroll": EGGROLL_SPACE[1:]}
 
 
 @pytest.mark.parametrize("kind", SPACES.names())
