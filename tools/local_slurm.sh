@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# Bring up / tear down a real single-node SLURM cluster (munge + MariaDB + slurmdbd +
-# slurmctld + slurmd) on this Debian 12 host for essa-hpc integration tests.
+# Bring up / tear down a real SLURM cluster (munge + MariaDB + slurmdbd + slurmctld +
+# slurmd per node) on this Debian 12 host for essa-hpc integration tests.
 #
-#   tools/local_slurm.sh start|stop|status
+#   tools/local_slurm.sh start [--nodes N]   N=1 (default): one node, this host itself.
+#                                            N>=2: nodes node1..nodeN, each a network + UTS
+#                                            namespace on a private bridge (local_slurm_net.sh)
+#   tools/local_slurm.sh stop|status
+#   tools/local_slurm.sh kill-node K         node K dies: its processes killed, its link down
+#   tools/local_slurm.sh revive-node K       link up, its slurmd started again
+#   tools/local_slurm.sh leftovers           what stop left behind (nothing, after a clean stop)
 #   env: ESSA_SLURM_STATE (default /tmp/essa-slurm), ESSA_SLURM_TIMEOUT (per-step wait,
 #        default 60 s), ESSA_SLURM_KEEP_JOBS=1 (stop leaves running jobs alone)
 #
@@ -21,11 +27,23 @@ DBPASS=essa-local-test     # socket-only MariaDB on a throwaway test box
 MYSQL_SOCK=/run/mysqld/mysqld.sock   # default client socket: slurmdbd finds it unconfigured
 CONF_DIR=/etc/slurm        # Debian's slurm 22.05 reads /etc/slurm/slurm.conf
 TEMPLATES=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/slurm_conf
-DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd)   # start order; stop is reverse
+BASE_DAEMONS=(munged mariadbd slurmdbd slurmctld)   # start order; stop is reverse
 PACKAGES=(slurmctld slurmd slurm-client munge slurmdbd mariadb-server)
 TIMEOUT=${ESSA_SLURM_TIMEOUT:-60}
 
 log() { echo "local_slurm: $*" >&2; }
+# shellcheck source=tools/local_slurm_net.sh
+source "$(dirname "${BASH_SOURCE[0]}")/local_slurm_net.sh"
+
+# The cluster's node count is recorded at start, so stop/status/kill-node know it.
+recorded_nodes() { cat "$STATE/nodes" 2>/dev/null || echo 1; }
+# slurmd instances are named slurmd@NODE; on one node the name is this host's.
+slurmd_names() {
+    local n=${1:-$(recorded_nodes)} k
+    if ((n == 1)); then echo "slurmd@$HOST"; else for ((k = 1; k <= n; k++)); do echo "slurmd@$(node_name "$k")"; done; fi
+}
+daemons() { local -a d; mapfile -t d < <(slurmd_names "$@"); DAEMONS=("${BASE_DAEMONS[@]}" "${d[@]}"); }
+daemons
 
 die() {   # die MESSAGE [daemon-whose-log-to-show]
     log "ERROR: $1"
@@ -39,11 +57,11 @@ die() {   # die MESSAGE [daemon-whose-log-to-show]
 pid_of() { cat "$RUN/$1.pid" 2>/dev/null || true; }
 
 # Alive = recorded PID exists, is not a zombie, and is still the same program
-# (guards against PID reuse after a reboot or an unclean exit).
+# (guards against PID reuse after a reboot or an unclean exit). NAME@INSTANCE runs NAME.
 is_running() {
     local pid; pid=$(pid_of "$1")
     [[ -n $pid && -r /proc/$pid/comm ]] || return 1
-    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$1" ]] || return 1
+    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "${1%%@*}" ]] || return 1
     [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]]
 }
 
@@ -82,7 +100,7 @@ launch() {
     # Until the exec chain (bash -> setsid [-> setpriv] -> daemon) finishes, comm is not
     # yet NAME and is_running would wrongly report the daemon as dead.
     for ((i = 0; i < 50; i++)); do
-        [[ -e /proc/$pid && $(cat "/proc/$pid/comm" 2>/dev/null) != "$name" ]] || break
+        [[ -e /proc/$pid && $(cat "/proc/$pid/comm" 2>/dev/null) != "${name%%@*}" ]] || break
         sleep 0.1
     done
 }
@@ -109,10 +127,22 @@ install_packages() {
 
 # Written only while no SLURM daemon runs: changing slurm.conf under running
 # daemons left the cluster inconsistent in earlier experiments.
-write_confs() {
-    local mem; mem=$(awk '/MemTotal/ {m=int($2/1024)-1024; print (m>1024?m:1024)}' /proc/meminfo)
+write_confs() {   # write_confs N
+    local n=$1 k mem ctld nodes
+    mem=$(awk -v n="$n" '/MemTotal/ {m=int(($2/1024-1024)/n); print (m>1024?m:1024)}' /proc/meminfo)
+    # 4 CPUs per node although the machine has 2 cores: config_overrides (slurm.conf.in)
+    # makes --ntasks-per-node=2..4 schedulable, oversubscribed.
+    local prolog=""
+    if ((n == 1)); then
+        ctld=$HOST nodes="NodeName=$HOST CPUs=4 RealMemory=$mem State=UNKNOWN"
+    else   # nodes reach the controller on the bridge, and each other by NodeAddr
+        ctld="$HOST($CTLD_ADDR)" nodes="" prolog="TaskProlog=$TEMPLATES/multinode_task_prolog.sh"
+        for ((k = 1; k <= n; k++)); do
+            nodes+="NodeName=$(node_name "$k") NodeAddr=$(node_addr "$k") CPUs=4 RealMemory=$mem State=UNKNOWN\\n"
+        done
+    fi
     local subst=(-e "s|@HOST@|$HOST|g" -e "s|@STATE@|$STATE|g" -e "s|@CLUSTER@|$CLUSTER|g"
-                 -e "s|@MEM@|$mem|g" -e "s|@DBPASS@|$DBPASS|g")
+                 -e "s|@CTLD@|$ctld|g" -e "s|@NODES@|$nodes|g" -e "s|@TASK_PROLOG@|$prolog|g" -e "s|@DBPASS@|$DBPASS|g")
     mkdir -p "$CONF_DIR"
     sed "${subst[@]}" "$TEMPLATES/slurm.conf.in" >"$CONF_DIR/slurm.conf"
     install -m 600 -o root -g root /dev/null "$CONF_DIR/slurmdbd.conf"
@@ -168,46 +198,67 @@ start_slurmctld() {
     wait_for slurmctld "slurmctld to answer" bash -c 'scontrol ping | grep -q UP'
 }
 
-# Ready = idle, or busy with jobs that survived a restart (start must stay a no-op then).
-node_ready() { [[ $(sinfo -h -n "$HOST" -o %T 2>/dev/null) =~ ^(idle|mixed|allocated|completing)$ ]]; }
+# Ready = idle, or busy with jobs that survived a restart (start must stay a no-op then), or
+# drained on purpose (the multi-node tests drain their control node): it answers either way.
+node_ready() { [[ $(sinfo -h -n "$1" -o %T 2>/dev/null) =~ ^(idle|mixed|allocated|completing|drained|draining)$ ]]; }
+all_nodes_ready() { local d; for d in $(slurmd_names); do node_ready "${d#slurmd@}" || return 1; done; }
 
-start_slurmd() {
-    launch slurmd /usr/sbin/slurmd -D
-    wait_for slurmd "node $HOST to become ready (sinfo)" node_ready
+start_slurmd() {   # start_slurmd NAME (slurmd@NODE)
+    local node=${1#slurmd@} k
+    if [[ $node == "$HOST" ]]; then
+        mkdir -p "$STATE/spool/slurmd-$node"
+        launch "$1" /usr/sbin/slurmd -D
+    else
+        # nsenter, not `ip netns exec`: that remounts /sys, which hides the cgroup mount slurmd
+        # needs. nsenter, unshare and sh all exec in place, so the recorded PID is slurmd's.
+        k=${node#node}
+        mkdir -p "$STATE/spool/slurmd-$node"
+        launch "$1" nsenter --net="/run/netns/$(node_netns "$k")" unshare --uts \
+            sh -c "hostname $node && exec /usr/sbin/slurmd -D -N $node"
+    fi
+    wait_for "$1" "node $node to become ready (sinfo)" node_ready "$node"
 }
 
 summary() {   # summary NOTE
     local d parts=()
     for d in "${DAEMONS[@]}"; do parts+=("$d=$(pid_of "$d")"); done
-    echo "local_slurm: UP ($1) cluster=$CLUSTER node=${HOST}[$(sinfo -h -n "$HOST" -o '%c CPUs %T')]" \
+    echo "local_slurm: UP ($1) cluster=$CLUSTER nodes=$(sinfo -h -N -o '%N:%T' | sort -u | paste -sd,)" \
          "partition=debug state=$STATE ${parts[*]}"
 }
 
-cmd_start() {
-    local t0=$EPOCHREALTIME
-    mkdir -p "$RUN" "$LOG" "$STATE/spool/slurmctld" "$STATE/spool/slurmd"
-    if all_running && node_ready && sacct -n -X -S now >/dev/null 2>&1; then
+cmd_start() {   # cmd_start N
+    local n=$1 t0=$EPOCHREALTIME
+    mkdir -p "$RUN" "$LOG" "$STATE/spool/slurmctld"
+    if [[ $(recorded_nodes) != "$n" ]] && any_running "${DAEMONS[@]}"; then
+        log "the running cluster has $(recorded_nodes) node(s), not $n: restarting it"
+        cmd_stop
+    fi
+    daemons "$n"
+    if all_running && all_nodes_ready && sacct -n -X -S now >/dev/null 2>&1; then
         summary "already running"; return 0
     fi
     install_packages
     # Daemons from another state dir or an init script would clash on sockets/ports,
     # and rewriting slurm.conf under them is exactly what must not happen.
-    local d foreign
-    for d in "${DAEMONS[@]}"; do
-        is_running "$d" && continue
-        foreign=$(live_pids_named "$d"); foreign=${foreign% }
-        [[ -z $foreign ]] || die "a $d not started via $STATE runs (pid $foreign); stop it first"
+    local d p foreign ours=" "
+    for d in "${DAEMONS[@]}"; do ! is_running "$d" || ours+="$(pid_of "$d") "; done
+    for d in "${BASE_DAEMONS[@]}" slurmd; do
+        foreign=""
+        for p in $(live_pids_named "$d"); do [[ $ours == *" $p "* ]] || foreign+="$p "; done
+        [[ -z $foreign ]] || die "a $d not started via $STATE runs (pid ${foreign% }); stop it first"
     done
-    if any_running slurmdbd slurmctld slurmd; then
+    if any_running "${DAEMONS[@]:2}"; then
         log "some SLURM daemons already run; keeping the existing $CONF_DIR/slurm.conf"
     else
-        write_confs
+        write_confs "$n"
     fi
+    echo "$n" >"$STATE/nodes"
+    ((n == 1)) || net_up "$n"
     start_munged
     start_mariadbd
     start_slurmdbd
     start_slurmctld
-    start_slurmd
+    for d in $(slurmd_names); do start_slurmd "$d"; done
     wait_for slurmdbd "sacct to work" sacct -n -X -S now
     summary "started in $(awk "BEGIN {printf \"%.1f\", $EPOCHREALTIME - $t0}")s"
 }
@@ -246,6 +297,29 @@ cmd_stop() {
     local i
     cancel_jobs
     for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do stop_daemon "${DAEMONS[i]}"; done
+    net_down
+    rm -f "$STATE/nodes"
+}
+
+cmd_kill_node() {   # see node_kill in local_slurm_net.sh
+    [[ $(recorded_nodes) -ge 2 && ${1:-} =~ ^[0-9]+$ ]] || die "kill-node K needs a multi-node cluster and a node number"
+    node_kill "$1"
+    log "node$1 killed: processes gone, link down"
+}
+
+cmd_revive_node() {
+    [[ $(recorded_nodes) -ge 2 && ${1:-} =~ ^[0-9]+$ ]] || die "revive-node K needs a multi-node cluster and a node number"
+    node_link_up "$1"
+    start_slurmd "slurmd@$(node_name "$1")"
+    log "node$1 back: $(sinfo -h -n "node$1" -o %T)"
+}
+
+cmd_leftovers() {
+    local d
+    net_leftovers
+    for d in "${BASE_DAEMONS[@]}" slurmd; do
+        [[ -z $(live_pids_named "$d") ]] || echo "daemon $d: pid $(live_pids_named "$d")"
+    done
 }
 
 cmd_status() {
@@ -259,9 +333,17 @@ cmd_status() {
 }
 
 case ${1:-} in
-    start) cmd_start ;;
+    start)
+        nodes=1
+        if [[ ${2:-} == --nodes ]]; then nodes=${3:-}; elif [[ ${2:-} == --nodes=* ]]; then nodes=${2#--nodes=}; fi
+        [[ $nodes =~ ^[0-9]+$ ]] && ((nodes >= 1)) || { echo "local_slurm: --nodes needs a number >= 1" >&2; exit 2; }
+        cmd_start "$nodes" ;;
     stop) cmd_stop ;;
     status) cmd_status ;;
-    *) echo "usage: $0 start|stop|status  (state: $STATE; status exits 3 unless all run)" >&2
+    kill-node) cmd_kill_node "${2:-}" ;;
+    revive-node) cmd_revive_node "${2:-}" ;;
+    leftovers) cmd_leftovers ;;
+    *) echo "usage: $0 start [--nodes N]|stop|status|kill-node K|revive-node K|leftovers" \
+            "(state: $STATE; status exits 3 unless all run)" >&2
        exit 2 ;;
 esac
