@@ -76,7 +76,7 @@ net_leftovers() {   # what a clean stop must not leave: prints one line per item
     ip netns list | awk '/^essa-node/ {print "namespace " $1}'
     ip link show "$BRIDGE" >/dev/null 2>&1 && echo "bridge $BRIDGE"
     ip -o link show | awk -F': ' '$2 ~ /^essa-v[0-9]+/ {sub(/@.*/, "", $2); print "veth " $2}'
-    grep -F "$HOSTS_TAG" /etc/hosts | sed 's/^/hosts line /'
+    { grep -F "$HOSTS_TAG" /etc/hosts || true; } | sed 's/^/hosts line /'
     return 0
 }
 
