@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
+import socket
 import sys
 import traceback
 from pathlib import Path
@@ -45,6 +47,11 @@ def setup(config_path: str, overrides: list[str], run_dir: str | None, comm: Com
 
     error, code = None, 0
     try:
+        if env.world != comm.world:  # each process would run alone as rank 0, all in one run dir
+            raise config_mod.ConfigError(
+                f"{env.launcher} started {env.world} processes but MPI sees a world of {comm.world}; use srun "
+                "--mpi=pmi2 for MPICH (pmix for Open MPI), unset ESSA_NO_MPI, and install mpi4py for the MPI the "
+                "launcher provides")
         shm.remove_stale()  # MPI shared memory of jobs on this node that were killed
         cfg = config_mod.load(config_path, overrides)
         if run_dir:
@@ -84,6 +91,10 @@ def run(cfg: config_mod.Config, comm: Comm, found: dict | None, preempt: Preempt
         run_dir = Path(cfg.run.run_dir)
         setup_logging(comm.rank, run_dir)
         threads = set_threads(cfg.run.threads, env.local_world)
+        # One line per rank, on every rank: where each rank really runs (its own hostname, not
+        # only what the launcher says), so a multi-node placement can be checked from the log.
+        print(f"essa-hpc: rank {comm.rank}/{comm.world} on host {socket.gethostname()} (node {env.node}, "
+              f"local rank {env.local_rank}/{env.local_world}, pid {os.getpid()})", file=sys.stderr, flush=True)
         if comm.is_root:
             if env.job_id:
                 write_job_info(run_dir, {"job_id": env.job_id, "backend": "slurm", "restarts": env.restarts})

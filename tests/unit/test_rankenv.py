@@ -40,3 +40,17 @@ def test_nothing_outside_rankenv_reads_launcher_variables():
     pattern = re.compile(r"(PMI_|OMPI_COMM_WORLD|SLURM_PROCID|SLURM_JOB_ID|SLURM_NTASKS|MPI_LOCAL|SLURM_RESTART)")
     readers = [p.name for p in pkg.rglob("*.py") if p.name != "rankenv.py" and pattern.search(p.read_text())]
     assert readers == [], readers
+
+
+def test_a_launcher_world_that_mpi_does_not_see_is_a_one_line_error(tmp_path):
+    """srun without a matching --mpi (or with ESSA_NO_MPI=1) starts N processes that each see a
+    world of 1: each would run as rank 0 in the same run dir. Found on two nodes: the ranks fought
+    over the run-dir lock and the step requeued itself without end."""
+    from helpers import TINY, cli_env, essa
+
+    env = cli_env(ESSA_NO_MPI="1", SLURM_PROCID="1", SLURM_NTASKS="2", SLURM_STEP_ID="0", SLURM_JOB_ID="5")
+    proc = essa(["train", str(TINY), "--run-dir", str(tmp_path / "run")], env=env, check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "srun started 2 processes but MPI sees a world of 1" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not (tmp_path / "run").exists()  # refused before touching the run dir
