@@ -1,4 +1,5 @@
-"""A real single-node SLURM cluster for these tests, started and stopped by tools/local_slurm.sh.
+"""A real SLURM cluster for these tests, started and stopped by tools/local_slurm.sh: one node
+(this host), or for the multi-node tests three nodes in network namespaces on a private bridge.
 
 Skipped (with the reason) only where the cluster cannot exist: not root, or no apt.
 Set ESSA_SLURM_TESTS=0 to skip on purpose. If it can exist but fails to start, the tests fail.
@@ -32,5 +33,25 @@ def slurm_cluster():
     proc = subprocess.run([str(SCRIPT), "start"], capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
         pytest.fail(f"tools/local_slurm.sh start failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    yield
+    subprocess.run([str(SCRIPT), "stop"], capture_output=True, text=True, timeout=300)
+
+
+# Three nodes: two for the jobs, and node3, drained, as the idle control whose link counts the
+# periodic SLURM traffic that every node gets (tools/bench/wire_bytes.py subtracts it).
+MULTINODE = 3
+
+
+@pytest.fixture(scope="module")
+def multinode_cluster():
+    reason = _unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    proc = subprocess.run([str(SCRIPT), "start", "--nodes", str(MULTINODE)], capture_output=True, text=True,
+                          timeout=900)
+    if proc.returncode != 0:
+        pytest.fail(f"tools/local_slurm.sh start --nodes {MULTINODE} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    subprocess.run(["scontrol", "update", "nodename=node3", "state=drain", "reason=idle control for wire bytes"],
+                   check=True, timeout=60)
     yield
     subprocess.run([str(SCRIPT), "stop"], capture_output=True, text=True, timeout=300)
