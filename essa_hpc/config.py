@@ -85,7 +85,14 @@ StrategyConfig = with_kind_options("StrategyConfig", _StrategyCommon, STRATEGIES
 class TaskConfig:
     kind: str = opt("arithmetic", "Task: " + TASKS.help(), resumable=False)
     batch_size: int = opt(16, "Prompts per candidate per generation (the ESSA mini-batch)")
+    late_batch_size: int = opt(0, "Prompts per candidate from generation task.late_batch_from x run.generations "
+                               "on: a larger mini-batch late in the run, when small batches overfit; 0 = "
+                               "task.batch_size throughout")
+    late_batch_from: float = opt(0.5, "Fraction of run.generations after which task.late_batch_size applies")
     heldout_size: int = opt(100, "Held-out problems used for heldout_reward (fixed set)", resumable=False)
+    validation_size: int = opt(0, "Validation problems taken out of the training pool (fixed set, never trained "
+                               "on), scored as validation_reward at each held-out evaluation; for tuning and "
+                               "run.select_best. 0 = none", resumable=False)
     train_reward: str = opt("exact", "Training reward: exact | dense (partial credit by distance to gold) | "
                             "tiebreak (exact; partial credit only orders candidates with equal exact scores); "
                             "held-out is always exact", resumable=False)
@@ -125,6 +132,9 @@ class RunConfig:
     generations: int = opt(10, "ES generations")
     seed: int = opt(0, "Run seed; every random stream derives from it", resumable=False)
     eval_every: int = opt(5, "Held-out evaluation every N generations (also at start and end); 0 = start/end only")
+    select_best: bool = opt(False, "Export the adapter with the best validation_reward (scored with the held-out "
+                            "one; needs task.validation_size > 0) as run_dir/adapter, the last one as "
+                            "run_dir/adapter_last")
     run_dir: str = opt("runs/default", "Output directory (metrics.jsonl, config.yaml, checkpoints, adapter)")
     checksum_every: int = opt(5, "Compare the adapter checksum across ranks every K generations")
     threads: int = opt(0, "torch threads per rank; 0 = cores / local ranks")

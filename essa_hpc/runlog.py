@@ -91,8 +91,9 @@ def read_metrics(path: Path, bad_lines: list | None = None) -> list[dict]:
     return records
 
 
-def write_summary(path: Path, records: list[dict], generations: int) -> dict:
-    """run_dir/summary.json at the end of a run: held-out start/end and the reward faults of the whole run."""
+def write_summary(path: Path, records: list[dict], generations: int, extra: dict | None = None) -> dict:
+    """run_dir/summary.json at the end of a run: held-out start/end, the reward faults of the whole run,
+    and ``extra`` (the best-on-validation choice, under run.select_best)."""
     from essa_hpc.rewards import FAULT_KINDS
 
     heldout = [r for r in records if "heldout_reward" in r]
@@ -101,6 +102,10 @@ def write_summary(path: Path, records: list[dict], generations: int) -> dict:
                "adapter_sha256": records[-1].get("adapter_sha256") if records else None}
     for field in ("reward_faults", "heldout_faults"):
         summary[field] = {k: sum(int(r.get(field, {}).get(k, 0)) for r in records) for k in FAULT_KINDS}
+    validation = [r["validation_reward"] for r in records if "validation_reward" in r]
+    if validation:
+        summary.update(validation_start=validation[0], validation_final=validation[-1], validation_best=max(validation))
+    summary.update(extra or {})
     tmp = Path(path).with_suffix(".json.tmp")
     tmp.write_text(json.dumps(summary, indent=2))
     os.replace(tmp, path)

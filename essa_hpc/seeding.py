@@ -29,6 +29,7 @@ SUBSTREAMS = {
     "heldout_sampling": ("sampling", 2**31),   # keys: 0, chunk (held-out decoding at temperature > 0)
     "baseline_sampling": ("sampling", 2**33),  # TRL's generation seed for the baselines
     "trdpo_pairs": ("sampling", 2**33 + 1),    # keys: 0, prompt chunk (TR-DPO's preference samples)
+    "validation_items": ("heldout", 2**20),    # which pool items form the validation set (run-seed 0)
 }
 
 

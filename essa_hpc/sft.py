@@ -67,7 +67,7 @@ def train_sft(cfg: Config, parts, out_dir: Path, progress: bool = True) -> dict:
     peft_model.train()
     params = [p for p in peft_model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.sft.learning_rate, weight_decay=0.0)
-    pool = task.train_pool()
+    pool = task.training_items()  # never the validation items
     t0, losses = time.perf_counter(), []
     bar = tqdm(range(cfg.sft.steps), desc="SFT", unit="step", disable=not progress, dynamic_ncols=True)
     for step in bar:

@@ -6,7 +6,9 @@
 Only the reward vector (λ rewards, the token count and 4 reward-fault counts, as
 float64), a stop code (int32) and, every K generations, an adapter checksum
 (8 bytes) cross ranks; a held-out evaluation adds one float and its 4 fault counts.
-Line g of metrics.jsonl describes the adapter after g updates; line 0 is the start.
+Line g of metrics.jsonl describes the adapter after g updates; line 0 is the start. With a
+validation set (``task.validation_size``) each held-out evaluation also scores it, and the best
+mean so far is kept (``selection.py``) for ``run.select_best``.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from essa_hpc.evaluation import evaluate_population, heldout_score
 from essa_hpc.preempt import EXIT_INTERRUPTED, Preemption
 from essa_hpc.rewards import FAULT_KINDS
 from essa_hpc.runlog import MetricsLog, Stopwatch, write_summary
+from essa_hpc.selection import BestOnValidation
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +48,12 @@ class Trainer:
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", comm.is_root)
         self.ckpt = CheckpointManager(self.run_dir, cfg.ckpt.every, cfg.ckpt.keep, writer=comm.is_root)
         self.generation = 0
+        self.best = BestOnValidation()
         if found is None:
             self.metrics.reset([])  # an earlier run's files were set aside in setup (CheckpointManager.prepare)
         else:
             self.ckpt.restore(found, self.checkpoint_parts())
-        self.heldout = self.task.heldout()
+        self.heldout, self.validation = self.task.heldout(), self.task.validation()
 
     def checkpoint_parts(self) -> dict:
         """What a checkpoint holds, in load order: the base model's identity first (a wrong model is
@@ -58,7 +62,7 @@ class Trainer:
         return {"model": FnState(self._model_identity, self._check_model),
                 "space": self.space, "strategy": self.strategy,
                 "sampler": FnState(lambda: {"kind": "seeded", "generation": self.generation}, self._load_counters),
-                "metrics": self.metrics,
+                "metrics": self.metrics, "best": self.best,
                 "adapter": FnState(self._adapter_record, self._check_adapter)}
 
     def _model_identity(self) -> dict:
@@ -80,13 +84,30 @@ class Trainer:
             raise ValueError("the restored adapter differs from the one the checkpoint recorded")
 
     # --- stages -----------------------------------------------------------------
-    def heldout_reward(self, mean: np.ndarray) -> tuple[float, dict]:
-        """Held-out metric of ``mean`` and the reward faults of that evaluation, summed over ranks."""
+    def heldout_reward(self, mean: np.ndarray, items: list[dict] | None = None) -> tuple[float, dict]:
+        """Held-out metric of ``mean`` (on ``items``, default the held-out set) and the reward faults
+        of that evaluation, summed over ranks."""
         p = self.parts
         p.faults.take_vector()  # start this evaluation's count from zero
-        score = heldout_score(p.rollout, self.space, p.scorer, self.space.evaluation_vector(mean), self.heldout,
-                              self.cfg.rollout.max_rows, self.comm)
+        score = heldout_score(p.rollout, self.space, p.scorer, self.space.evaluation_vector(mean),
+                              self.heldout if items is None else items, self.cfg.rollout.max_rows, self.comm)
         return score, self.fault_record(self.comm.allreduce_sum(p.faults.take_vector()))  # 4 floats
+
+    def evaluate_mean(self, mean: np.ndarray) -> dict:
+        """The metrics entries of one evaluation of ``mean``: held-out, and validation when there is a
+        validation set (the best validated mean is kept for run.select_best)."""
+        out = dict(zip(("heldout_reward", "heldout_faults"), self.heldout_reward(mean)))
+        if self.validation:
+            out["validation_reward"], out["validation_faults"] = self.heldout_reward(mean, self.validation)
+            self.best.offer(self.generation, out["validation_reward"], mean)
+            out["best_generation"] = self.best.generation
+        return out
+
+    def batch_size(self) -> int:
+        """Prompts per candidate for the generation being computed (task.late_batch_size late in the run)."""
+        t = self.cfg.task
+        late = t.late_batch_size and self.generation >= int(t.late_batch_from * self.cfg.run.generations)
+        return t.late_batch_size if late else t.batch_size
 
     def fault_record(self, summed_counts: np.ndarray) -> dict:
         """The metrics entry for fault counts already summed over ranks; rank 0 warns if any."""
@@ -121,16 +142,29 @@ class Trainer:
                 return stop
         bar.close()
         if comm.is_root:
-            self.space.export(self.strategy.mean, self.run_dir / "adapter")
-            log.info("exported the adapter to %s", self.run_dir / "adapter")
-            write_summary(self.run_dir / "summary.json", self.metrics.records, cfg.run.generations)
+            write_summary(self.run_dir / "summary.json", self.metrics.records, cfg.run.generations, self.export())
         return 0
+
+    def export(self) -> dict:
+        """Rank 0: write run_dir/adapter (the best validated one under run.select_best, the last one
+        in run_dir/adapter_last then); returns what the summary records about the choice."""
+        out = self.run_dir / "adapter"
+        if not (self.cfg.run.select_best and self.best.vector is not None):
+            self.space.export(self.strategy.mean, out)
+            log.info("exported the adapter to %s", out)
+            return {}
+        self.space.export(self.best.vector, out)
+        self.space.export(self.strategy.mean, self.run_dir / "adapter_last")
+        log.info("exported the best-on-validation adapter (generation %d, validation %.4f) to %s; the last one to "
+                 "%s", self.best.generation, self.best.score, out, self.run_dir / "adapter_last")
+        return {"selected_generation": self.best.generation, "selected_validation_reward": self.best.score,
+                "selected_adapter_sha256": self.space.digest(self.best.vector)}
 
     def log_start(self) -> None:
         sigma0 = initial_sigma(self.cfg, self.space)
-        start, faults = self.heldout_reward(self.strategy.mean)
-        log.info("held-out reward at start: %.4f  (sigma0=%.4g)", start, sigma0)
-        self.metrics.write({"generation": 0, "heldout_reward": start, "heldout_faults": faults, "sigma0": sigma0,
+        scores = self.evaluate_mean(self.strategy.mean)
+        log.info("held-out reward at start: %.4f  (sigma0=%.4g)", scores["heldout_reward"], sigma0)
+        self.metrics.write({"generation": 0, **scores, "sigma0": sigma0,
                             "adapter_sha256": self.space.digest(self.strategy.mean)})
 
     def step(self) -> tuple[dict, int]:
@@ -138,7 +172,7 @@ class Trainer:
         cfg, comm, p, lam = self.cfg, self.comm, self.parts, self.cfg.strategy.population
         watch, sent0 = Stopwatch(), comm.bytes_sent
         with watch("step"):
-            items = self.task.minibatch(self.generation, cfg.task.batch_size)           # seeds -> prompts
+            items = self.task.minibatch(self.generation, self.batch_size())              # seeds -> prompts
             with watch("ask"):
                 cands = self.strategy.ask()                                             # seeds -> candidates
             with watch("eval"):
@@ -164,7 +198,7 @@ class Trainer:
                       "reward_faults": self.fault_record(summed[lam + 1:]), **info}
             if last or (cfg.run.eval_every and self.generation % cfg.run.eval_every == 0):
                 with watch("heldout"):
-                    record["heldout_reward"], record["heldout_faults"] = self.heldout_reward(mean)
+                    record.update(self.evaluate_mean(mean))
             stop = self.preempt.agree(comm)  # every rank, every generation: it is a collective
             stop = 0 if last else stop  # a finished run just finishes
         record.update({f"{k}_s": v for k, v in watch.seconds.items()}, apply_s=res.apply_s, reward_s=res.reward_s,

@@ -61,6 +61,10 @@ def check_task(cfg) -> None:
     check_task_config(t)
     at_least(t.batch_size, 1, "task.batch_size")
     at_least(t.heldout_size, 1, "task.heldout_size")
+    at_least(t.validation_size, 0, "task.validation_size")
+    at_least(t.late_batch_size, 0, "task.late_batch_size")
+    if not 0.0 <= t.late_batch_from <= 1.0:
+        raise ConfigError(f"task.late_batch_from must be in [0, 1], got {t.late_batch_from}")
     choice(t.train_reward, ["exact", "dense", "tiebreak"], "task.train_reward")
     if t.reward_timeout_s <= 0:
         raise ConfigError(f"task.reward_timeout_s must be > 0 seconds (there is no unlimited setting; use a large "
@@ -89,6 +93,11 @@ def check_run(cfg, world_size: int) -> None:
     if run.eval_every < 0 or run.checksum_every < 0 or run.threads < 0:
         raise ConfigError("run.eval_every, run.checksum_every and run.threads must be >= 0")
     at_least(cfg.ckpt.every, 1, "ckpt.every")
+    if run.select_best and cfg.task.validation_size < 1:
+        raise ConfigError("run.select_best needs a validation set: set task.validation_size > 0")
+    if run.select_best and not SPACES.entry(cfg.space.kind).get("peft_factors"):
+        raise ConfigError(f"run.select_best keeps the best adapter as its search vector; space.kind={cfg.space.kind} "
+                          f"is seed-addressed and its vector does not hold the weights")
     at_least(cfg.ckpt.keep, 1, "ckpt.keep")
     population = cfg.strategy.population
     if world_size > population:

@@ -16,6 +16,7 @@ import numpy as np
 from essa_hpc import seeding
 from essa_hpc.assemble import Parts
 from essa_hpc.comm import Comm
+from essa_hpc.preempt import EXIT_PREEMPTED, Preemption
 from essa_hpc.rewards import FaultCounter, RewardRunner
 
 
@@ -90,8 +91,8 @@ class FakeRollout:
 
 
 class FakeTask:
-    def __init__(self, run_seed: int, heldout_size: int = 12):
-        self.run_seed, self.heldout_size = run_seed, heldout_size
+    def __init__(self, run_seed: int, heldout_size: int = 12, validation_size: int = 0):
+        self.run_seed, self.heldout_size, self.validation_size = run_seed, heldout_size, validation_size
 
     @staticmethod
     def _items(gen: np.random.Generator, n: int) -> list[dict]:
@@ -104,6 +105,9 @@ class FakeTask:
     def heldout(self) -> list[dict]:
         return self._items(seeding.rng(0, "heldout"), self.heldout_size)
 
+    def validation(self) -> list[dict]:
+        return self._items(seeding.rng(0, "validation_items"), self.validation_size)
+
     def reward(self, item: dict, completion: str) -> float:
         return 1.0 / (1.0 + abs(int(completion) - item["answer"]))
 
@@ -111,8 +115,8 @@ class FakeTask:
         return float(int(completion) == item["answer"])
 
 
-def fake_parts(run_seed: int, dim: int = 6) -> Parts:
-    space, task, faults = FakeSpace(dim), FakeTask(run_seed), FaultCounter()
+def fake_parts(run_seed: int, dim: int = 6, validation_size: int = 0) -> Parts:
+    space, task, faults = FakeSpace(dim), FakeTask(run_seed, validation_size=validation_size), FaultCounter()
     return Parts(model=None, tokenizer=None, space=space, task=task, rollout=FakeRollout(space),
                  rewarder=RewardRunner(task.reward, 5.0, faults), scorer=RewardRunner(task.score, 5.0, faults),
                  faults=faults, fingerprint=f"fake-{dim}")
@@ -183,3 +187,17 @@ def run_ranks(world: int, body) -> list:
     if errors:
         raise errors[0]
     return results
+
+
+class PreemptAt(Preemption):
+    """Preempted as generation ``n`` ends, as if SIGUSR1 had arrived during it."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.n, self.generations = n, 0
+
+    def agree(self, comm) -> int:
+        self.generations += 1
+        if self.generations == self.n:
+            self.set("test", EXIT_PREEMPTED)
+        return super().agree(comm)

@@ -7,10 +7,10 @@ import pytest
 
 from essa_hpc import config
 from essa_hpc.checkpoint_manager import CheckpointManager
-from essa_hpc.preempt import EXIT_PREEMPTED, Preemption
+from essa_hpc.preempt import EXIT_PREEMPTED
 from essa_hpc.strategies import STRATEGIES
 from essa_hpc.trainer import Trainer
-from fakes import fake_parts, run_ranks
+from fakes import PreemptAt, fake_parts, run_ranks
 from helpers import TINY
 
 GENS = 5
@@ -21,20 +21,6 @@ def make_cfg(run_dir, kind="cma_es", *extra):
     cfg.run.run_dir = str(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     return cfg
-
-
-class PreemptAt(Preemption):
-    """Preempted as generation ``n`` ends, as if SIGUSR1 had arrived during it."""
-
-    def __init__(self, n: int):
-        super().__init__()
-        self.n, self.generations = n, 0
-
-    def agree(self, comm) -> int:
-        self.generations += 1
-        if self.generations == self.n:
-            self.set("test", EXIT_PREEMPTED)
-        return super().agree(comm)
 
 
 def train(cfg, world: int, dim: int = 6, stop_at: int | None = None, resume: bool = False):
