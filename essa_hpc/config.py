@@ -132,6 +132,9 @@ class RunConfig:
     generations: int = opt(10, "ES generations")
     seed: int = opt(0, "Run seed; every random stream derives from it", resumable=False)
     eval_every: int = opt(5, "Held-out evaluation every N generations (also at start and end); 0 = start/end only")
+    budget_s: float = opt(0.0, "Stop after this many seconds of ES (generation steps less their held-out and "
+                          "validation evaluations; checkpoints excluded) and finish as if run.generations were "
+                          "reached: tuning arms at equal wall time. 0 = no limit")
     select_best: bool = opt(False, "Export the adapter with the best validation_reward (scored with the held-out "
                             "one; needs task.validation_size > 0) as run_dir/adapter, the last one as "
                             "run_dir/adapter_last")
@@ -169,6 +172,8 @@ class _BaselineCommon:
     max_completion_length: int = opt(0, "Tokens generated per completion; 0 = rollout.max_new_tokens")
     temperature: float = opt(1.0, "Sampling temperature (grpo; trdpo's samples the pairs are built from)")
     eval_every: int = opt(5, "Held-out evaluation every N optimizer steps (also at start and end); 0 = start/end only")
+    budget_s: float = opt(0.0, "Stop after this many seconds of training (wall time less held-out and validation "
+                          "evaluations), evaluated as the last step: tuning arms at equal wall time. 0 = no limit")
 
 
 BaselineConfig = with_kind_options("BaselineConfig", _BaselineCommon, BASELINES, "baseline")

@@ -127,9 +127,15 @@ class Stopwatch:
 
     def __init__(self):
         self.seconds: dict[str, float] = {}
+        self._started: dict[str, float] = {}  # laps still running
 
     def __call__(self, name: str):
         return _Lap(self, name)
+
+    def elapsed(self, name: str) -> float:
+        """Seconds under ``name`` so far, the running lap included."""
+        running = time.perf_counter() - self._started[name] if name in self._started else 0.0
+        return self.seconds.get(name, 0.0) + running
 
 
 class _Lap:
@@ -137,7 +143,8 @@ class _Lap:
         self.watch, self.name = watch, name
 
     def __enter__(self):
-        self.t0 = time.perf_counter()
+        self.t0 = self.watch._started[self.name] = time.perf_counter()
 
     def __exit__(self, *exc):
+        del self.watch._started[self.name]
         self.watch.seconds[self.name] = self.watch.seconds.get(self.name, 0.0) + time.perf_counter() - self.t0

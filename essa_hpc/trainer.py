@@ -103,6 +103,18 @@ class Trainer:
             out["best_generation"] = self.best.generation
         return out
 
+    def es_seconds(self) -> float:
+        """ES time so far, as ``run.budget_s`` counts it: step time less evaluations (rank 0's records)."""
+        return sum(r.get("step_s", 0.0) - r.get("heldout_s", 0.0) for r in self.metrics.records)
+
+    def over_budget(self, seconds_this_step: float) -> bool:
+        """Whether ``run.budget_s`` is spent once this step is counted; rank 0's clock decides for all
+        (one more int32 allreduce per generation, only when a budget is set)."""
+        budget = self.cfg.run.budget_s
+        if not budget:
+            return False
+        return self.comm.any(self.comm.is_root and self.es_seconds() + seconds_this_step >= budget)
+
     def batch_size(self) -> int:
         """Prompts per candidate for the generation being computed (task.late_batch_size late in the run)."""
         t = self.cfg.task
@@ -130,8 +142,12 @@ class Trainer:
             self.log_start()
         bar = tqdm(total=cfg.run.generations, initial=self.generation, desc="ES", unit="gen", dynamic_ncols=True,
                    disable=not (comm.is_root and cfg.run.progress))
-        while self.generation < cfg.run.generations:
+        budget_spent = cfg.run.budget_s and comm.any(comm.is_root and self.es_seconds() >= cfg.run.budget_s)
+        while self.generation < cfg.run.generations and not budget_spent:  # a budget-finished run stays finished
             record, stop = self.step()
+            if record.get("budget_stop"):
+                log.info("run.budget_s=%g spent at generation %d: finishing", cfg.run.budget_s, self.generation)
+                break
             bar.update(1)
             bar.set_postfix(reward=f"{record['reward_mean']:.3f}", heldout=record.get("heldout_reward", ""))
             if stop:
@@ -190,7 +206,8 @@ class Trainer:
             digest = self.space.digest(mean)
             if cfg.run.checksum_every and self.generation % cfg.run.checksum_every == 0:
                 self.check_ranks_agree(digest)
-            last = self.generation == cfg.run.generations
+            budget_stop = self.over_budget(watch.elapsed("step"))
+            last = self.generation == cfg.run.generations or budget_stop
             record = {"generation": self.generation, "reward_mean": float(rewards.mean()),
                       "reward_max": float(rewards.max()), "reward_min": float(rewards.min()),
                       "reward_ties": int(lam - len(np.unique(rewards))), "new_tokens": int(summed[lam]),
@@ -201,6 +218,8 @@ class Trainer:
                     record.update(self.evaluate_mean(mean))
             stop = self.preempt.agree(comm)  # every rank, every generation: it is a collective
             stop = 0 if last else stop  # a finished run just finishes
+        if budget_stop:
+            record["budget_stop"] = True
         record.update({f"{k}_s": v for k, v in watch.seconds.items()}, apply_s=res.apply_s, reward_s=res.reward_s,
                       adapter_sha256=digest,
                       bytes_sent=comm.bytes_sent - sent0)

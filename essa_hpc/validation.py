@@ -93,6 +93,8 @@ def check_run(cfg, world_size: int) -> None:
     if run.eval_every < 0 or run.checksum_every < 0 or run.threads < 0:
         raise ConfigError("run.eval_every, run.checksum_every and run.threads must be >= 0")
     at_least(cfg.ckpt.every, 1, "ckpt.every")
+    if run.budget_s < 0:
+        raise ConfigError(f"run.budget_s must be >= 0 seconds (0 = no limit), got {run.budget_s}")
     if run.select_best and cfg.task.validation_size < 1:
         raise ConfigError("run.select_best needs a validation set: set task.validation_size > 0")
     if run.select_best and not SPACES.entry(cfg.space.kind).get("peft_factors"):
@@ -122,7 +124,7 @@ def check_baseline(cfg) -> None:
     at_least(b.num_generations, 2, "baseline.num_generations")  # a group needs two samples for an advantage
     positive(b.learning_rate, "baseline.learning_rate")
     positive(b.temperature, "baseline.temperature")
-    for key in ("max_completion_length", "eval_every"):
+    for key in ("max_completion_length", "eval_every", "budget_s"):
         if getattr(b, key) < 0:
             raise ConfigError(f"baseline.{key} must be >= 0, got {getattr(b, key)}")
 

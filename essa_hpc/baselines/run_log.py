@@ -29,38 +29,45 @@ class BaselineRun:
     def __init__(self, cfg, parts, run_dir: Path, method: str):
         self.cfg, self.parts, self.run_dir, self.method = cfg, parts, Path(run_dir), method
         self.heldout_items = parts.task.heldout()
+        self.validation_items = parts.task.validation()  # empty unless task.validation_size > 0
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", enabled=True)
         self.metrics.reset([])
         self.t0 = time.perf_counter()
         self.eval_wall_s = 0.0
         self.samples = 0
 
-    def heldout(self, model) -> tuple[float, float]:
-        """Exact-match held-out score of ``model`` as it is now (greedy unless rollout.temperature > 0)."""
+    def evaluate(self, model) -> dict:
+        """Exact-match held-out score of ``model`` as it is now (greedy unless rollout.temperature > 0),
+        the validation score too when there is a validation set, and the seconds both took."""
         t = time.perf_counter()
         was_training = model.training
         model.eval()
         try:
             rollout = HFRollout(model, self.parts.tokenizer, self.cfg)
-            score = heldout_score(rollout, None, self.parts.scorer, None, self.heldout_items,
-                                  self.cfg.rollout.max_rows, Comm(use_mpi=False))
+            out = {f"{name}_reward": heldout_score(rollout, None, self.parts.scorer, None, items,
+                                                   self.cfg.rollout.max_rows, Comm(use_mpi=False))
+                   for name, items in (("heldout", self.heldout_items), ("validation", self.validation_items))
+                   if items}
         finally:
             model.train(was_training)
-        return score, time.perf_counter() - t
+        return {**out, "heldout_s": time.perf_counter() - t}
+
+    def es_seconds(self) -> float:
+        """Training time so far as ``baseline.budget_s`` counts it: wall time less evaluations."""
+        return time.perf_counter() - self.t0 - self.eval_wall_s
 
     def start(self, model, **extra) -> dict:
-        score, secs = self.heldout(model)
-        record = {"generation": 0, "method": self.method, "heldout_reward": score, "wall_s": 0.0, "samples": 0,
-                  "heldout_s": secs, "eval_wall_s": 0.0, **extra}
+        record = {"generation": 0, "method": self.method, **self.evaluate(model), "wall_s": 0.0, "samples": 0,
+                  "eval_wall_s": 0.0, **extra}
         self.metrics.write(record)
-        log.info("%s: held-out reward at start %.4f", self.method, score)
+        log.info("%s: held-out reward at start %.4f", self.method, record["heldout_reward"])
         self.t0 = time.perf_counter()  # wall_s counts from here
         return record
 
     def write(self, step: int, model, evaluate: bool, **fields) -> dict:
         record = {"generation": step, "method": self.method, **{k: v for k, v in fields.items() if v is not None}}
         if evaluate:
-            record["heldout_reward"], record["heldout_s"] = self.heldout(model)
+            record.update(self.evaluate(model))
             self.eval_wall_s += record["heldout_s"]
         record.update(wall_s=time.perf_counter() - self.t0, samples=self.samples, eval_wall_s=self.eval_wall_s)
         self.metrics.write(record)
@@ -86,13 +93,17 @@ class MetricsCallback(TrainerCallback):
         step = state.global_step
         if not logs or "loss" not in logs or step == self.last_step:
             return
-        every = self.run.cfg.baseline.eval_every
-        evaluate = step >= state.max_steps or (every > 0 and step % every == 0)
+        every, budget = self.run.cfg.baseline.eval_every, self.run.cfg.baseline.budget_s
+        over_budget = bool(budget) and self.run.es_seconds() >= budget
+        evaluate = step >= state.max_steps or over_budget or (every > 0 and step % every == 0)
+        if over_budget:  # finish as if baseline.steps were reached: this step is the last, and evaluated
+            control.should_training_stop = True
         if self.reward is not None:
             self.run.samples = self.reward.samples
         fields = {name: float(logs[key]) for key, name in self.LOG_KEYS.items() if key in logs}
         fields["reward_mean"] = self.reward.pop_mean() if self.reward is not None else None
         fields["step_s"] = time.perf_counter() - self.t_step
         fields.update(self.extra(step, evaluate) if self.extra else {})
+        fields["budget_stop"] = True if over_budget else None
         self.run.write(step, self.model, evaluate, **fields)
         self.last_step, self.t_step = step, time.perf_counter()

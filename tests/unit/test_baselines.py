@@ -62,6 +62,20 @@ def test_grpo_from_sft_adapter_end_to_end(tmp_path, sft_adapter):
     assert json.loads(scored.stdout)["heldout_reward"] == rows[-1]["heldout_reward"]
 
 
+def test_grpo_stops_at_its_wall_time_budget_and_scores_validation(tmp_path):
+    """Tuning arms at equal wall time: baseline.budget_s ends the run early, its last step evaluated."""
+    run = tmp_path / "grpo"
+    out = essa(["baseline", "grpo", str(TINY), "baseline.steps=10000", "baseline.eval_every=0", "task.heldout_size=8",
+                "task.validation_size=8", "baseline.budget_s=1.5", "baseline.batch_size=8",
+                "baseline.num_generations=4", "--run-dir", str(run)])
+    rows = metrics(run)
+    steps = rows[-1]["generation"]
+    assert 1 <= steps < 10000 and rows[-1]["budget_stop"] and json.loads(out.stdout.splitlines()[-1])["steps"] == steps
+    assert rows[-1]["wall_s"] - rows[-1]["eval_wall_s"] >= 1.5
+    assert [r["generation"] for r in rows if "validation_reward" in r] == [0, steps]
+    assert all(0.0 <= r["validation_reward"] <= 1.0 for r in rows if "validation_reward" in r)
+
+
 def test_trdpo_pairs_ref_sync_and_full_model(tmp_path):
     from essa_hpc import config
     from essa_hpc.tasks import build_task

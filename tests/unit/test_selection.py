@@ -111,3 +111,16 @@ def test_the_minibatch_grows_from_the_configured_generation(tmp_path):
 def test_bad_lever_settings_are_one_line_errors(extra, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         validate(config.load(TINY, ["task.validation_size=10", *extra]))
+
+
+def test_a_wall_time_budget_ends_the_run_early_on_every_rank_and_stays_finished(tmp_path):
+    cfg = make_cfg(tmp_path / "run", "run.generations=10000", "run.budget_s=0.3", "run.eval_every=0")
+    codes, records = train(cfg, world=2)
+    assert codes == [0, 0]
+    assert 1 <= records[-1]["generation"] < 10000 and records[-1]["budget_stop"]
+    es = sum(r.get("step_s", 0.0) - r.get("heldout_s", 0.0) for r in records)
+    assert es >= 0.3 and es - records[-1]["step_s"] < 0.3  # stopped at the first step over budget
+    assert "heldout_reward" in records[-1]  # the last generation is evaluated, as a finished run's is
+    assert (tmp_path / "run" / "adapter" / "vector.npy").is_file()
+    again_codes, again = train(cfg, world=1, resume=True)
+    assert again_codes == [0] and again[-1]["generation"] == records[-1]["generation"]
