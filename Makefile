@@ -50,7 +50,7 @@ test-fast: venv
 	$(BIN)/python -m pytest tests/unit -x -q
 
 # Benchmarks into bench/results/ (see BENCHMARKS.md); QUICK=1 for the short version,
-# STUDY=1 for the slow ESSA-vs-GRPO study (hours) instead.
+# STUDY=1 for the slow ESSA-vs-GRPO study with equal tuning effort (hours, resumable) instead.
 bench: venv
 	$(BIN)/python tools/bench/run_all.py $(if $(QUICK),--quick,) $(if $(STUDY),--study,)
 

@@ -6,7 +6,9 @@
 Default: rollout throughput (~5 min), EGGROLL throughput (~1 min), HF against vLLM (~2 min;
 skipped without make venv-vllm), scaling (~12 min), memory (~5 min), plots.
 --quick: the same at small sizes (a few minutes). --study: the slow part, the ESSA-vs-GRPO
-study (about 2.5 hours on 2 cores; resumable: rerun the same command after an interruption).
+study with equal tuning effort (configs/studies/fair.yaml: 6 arms per method at 5 minutes each,
+then the best arm of each with 3 seeds at 30 minutes: about 4.5 hours on 2 cores; resumable:
+rerun the same command after an interruption, finished runs are skipped).
 """
 from __future__ import annotations
 
@@ -17,19 +19,16 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 STEPS = ["rollout_throughput.py", "eggroll_throughput.py", "vllm_throughput.py", "scaling.py", "memory.py", "plots.py"]
-STUDY = "configs/studies/learning.yaml"
 STUDY_STEPS = [  # hours; resumable, finished runs are skipped
-    ["tools/study_learning.py", STUDY, "--out", "runs/learning", "--ranks", "2"],
-    ["tools/bench/essa_vs_grpo.py", "--study", "runs/learning", "--study-spec", STUDY],
-    ["tools/bench/plots.py"],
+    ["tools/study_fair.py", "configs/studies/fair.yaml", "--out", "runs/fair", "--ranks", "2"],
 ]
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes, minutes not hours")
-    ap.add_argument("--study", action="store_true", help="only the ESSA-vs-GRPO study: the learning study "
-                    "(3 ESSA seeds, ~30 min each) then 3 GRPO seeds (~10 min each) and the comparison")
+    ap.add_argument("--study", action="store_true", help="only the ESSA-vs-GRPO study with equal tuning "
+                    "effort (tools/study_fair.py configs/studies/fair.yaml; hours)")
     args = ap.parse_args()
     if args.study:
         cmds = [[sys.executable, *step] for step in STUDY_STEPS]

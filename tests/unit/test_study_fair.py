@@ -1,0 +1,51 @@
+"""tools/study_fair.py end to end on the tiny model: equal arms per method at one wall-time budget,
+scored on validation, the best arm of each with two seeds, and a rerun that starts nothing."""
+import json
+import subprocess
+import sys
+
+import yaml
+
+from helpers import ROOT, TINY, cli_env, metrics
+
+ARM = ["baseline.batch_size=8", "baseline.num_generations=4"]
+SPEC = {"config": str(TINY), "common": ["task.heldout_size=8", "task.validation_size=8", "run.eval_every=2",
+                                        "baseline.eval_every=2"],
+        "sft": ["sft.steps=2", "sft.batch_size=4"], "screen": {"budget_s": 1, "seed": 0},
+        "final": {"budget_s": 1, "seeds": [0, 1]}, "grpo_steps_cap": 50,
+        "essa_arms": [{"name": "cma", "overrides": ["strategy.kind=cma_es"]},
+                      {"name": "adam", "overrides": ["strategy.kind=open_es"]}],
+        "grpo_arms": [{"name": "lr1e-4", "overrides": ["baseline.learning_rate=1e-4", *ARM]},
+                      {"name": "lr1e-3", "overrides": ["baseline.learning_rate=1e-3", *ARM]}]}
+
+
+def study(tmp_path, spec):
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return subprocess.run([sys.executable, str(ROOT / "tools" / "study_fair.py"), str(path), "--out",
+                           str(tmp_path / "out"), "--ranks", "1"], capture_output=True, text=True, timeout=900,
+                          env=cli_env(ESSA_NO_MPI="1"), cwd=ROOT)
+
+
+def test_the_fair_study_runs_end_to_end_and_resumes_without_rerunning(tmp_path):
+    proc = study(tmp_path, SPEC)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "out"
+    summary = json.loads((out / "fair_summary.json").read_text())
+    for method, arms in (("essa", ["cma", "adam"]), ("grpo", ["lr1e-4", "lr1e-3"])):
+        screen = summary["screen"][method]
+        assert sorted(screen) == sorted(arms)
+        assert summary["best"][method] == max(arms, key=lambda a: screen[a]["validation_final"])
+        for arm in arms:  # each arm stopped at the budget and was scored on validation there
+            last = metrics(out / "screen" / method / arm)[-1]
+            assert last["budget_stop"] and last["validation_reward"] == screen[arm]["validation_final"]
+        final = summary["final"][method]
+        assert final["arm"] == summary["best"][method] and len(final["final"]) == 2
+        assert all(0.0 <= x <= 1.0 for x in final["final"] + final["peak"])
+    again = study(tmp_path, SPEC)
+    assert again.returncode == 0 and "+ " not in again.stdout, again.stdout[-2000:]
+
+
+def test_unequal_arm_counts_are_refused(tmp_path):
+    proc = study(tmp_path, {**SPEC, "grpo_arms": SPEC["grpo_arms"][:1]})
+    assert proc.returncode != 0 and "unequal tuning budget: 2 ESSA arms against 1 GRPO arms" in proc.stderr
