@@ -52,11 +52,12 @@ def setup(config_path: str, overrides: list[str], run_dir: str | None, comm: Com
                 f"{env.launcher} started {env.world} processes but MPI sees a world of {comm.world}; use srun "
                 "--mpi=pmi2 for MPICH (pmix for Open MPI), unset ESSA_NO_MPI, and install mpi4py for the MPI the "
                 "launcher provides")
-        shm.remove_stale()  # MPI shared memory of jobs on this node that were killed
         cfg = config_mod.load(config_path, overrides)
         if run_dir:
             cfg.run.run_dir = run_dir
         validate(cfg, world_size=comm.world)  # before any model loads
+        # After validation, so that a bad config gets its one line and nothing else.
+        shm.remove_stale()  # MPI shared memory of jobs on this node that were killed
         env = env.with_device(cfg.run.device)  # imports torch; a missing GPU fails here, still before the model
         path = Path(cfg.run.run_dir)
         rundir.check_usable(path)

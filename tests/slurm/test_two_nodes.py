@@ -20,8 +20,9 @@ SLOW = 3  # waits bound a hang on a loaded 2-core machine; they time nothing
 SBATCH = str(ROOT / "slurm" / "essa.sbatch")
 SCRIPT = ROOT / "tools" / "local_slurm.sh"
 # SlurmdTimeout=20 (tools/slurm_conf/slurm.conf.in): slurmctld pings every ~7 s and marks a silent
-# node DOWN after 20 s, then kills the job's steps (KillWait=10). Measured: 33-40 s in three runs.
-NODE_LOSS_BOUND_S = 60
+# node DOWN after 20 s, then kills the job's steps (KillWait=10): about 37 s. Measured: 33-43 s in four
+# runs; the bound leaves room for a loaded CI machine.
+NODE_LOSS_BOUND_S = 75
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +33,31 @@ def reference(tmp_path_factory):
 
 
 def sbatch(run, tmp_path, nodes, per_node, *sbatch_args, gens=GENS, slow_ckpt_s="0"):
+    """Submit, and return once every rank is past MPI_Init. Slurm 22.05's pmi2 plugin sometimes
+    garbles MPICH's business-card exchange ("mpi/pmi2: invalid client request", then UCX "failed
+    to unpack address"; once in about 25 two-node jobs here, also reported on real clusters):
+    such a launch failure, and only that, is submitted once more."""
     env = cli_env(ESSA_RUN_DIR=run, ESSA_TEST_SLOW_CKPT_S=slow_ckpt_s)
-    out = sh("sbatch", f"--output={tmp_path}/%j.out", f"--nodes={nodes}", f"--ntasks-per-node={per_node}",
-             *sbatch_args, SBATCH, str(TINY), f"run.generations={gens}", env=env)
-    return job_id_from(out)
+    for attempt in range(2):
+        out = sh("sbatch", f"--output={tmp_path}/%j.out", f"--nodes={nodes}", f"--ntasks-per-node={per_node}",
+                 *sbatch_args, SBATCH, str(TINY), f"run.generations={gens}", env=env)
+        job = job_id_from(out)
+        if not launch_failed(job, tmp_path, nodes * per_node) or attempt:
+            return job
+        print(f"job {job}: MPI_Init failed in the PMI exchange; submitting again:\n{job_log(tmp_path, job)[-1500:]}")
+
+
+def launch_failed(job, tmp_path, ranks, timeout=180 * SLOW) -> bool:
+    """Wait until all ``ranks`` ranks print their start line (True: MPI_Init failed instead)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        log = job_log(tmp_path, job) if (tmp_path / f"{job}.out").is_file() else ""
+        if len(rank_hosts(log)) == ranks:
+            return False
+        if (states(job) or ["?"])[-1] in ("FAILED", "CANCELLED", "NODE_FAIL"):
+            return "MPI_Init" in log and "pmi2" in log
+        time.sleep(0.3)
+    raise AssertionError(f"job {job}: the ranks did not start in {timeout} s: {states(job)}")
 
 
 def job_log(tmp_path, job) -> str:

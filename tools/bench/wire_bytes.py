@@ -56,8 +56,23 @@ def _job_state(job: str) -> str:
     return (out.split() or ["PENDING"])[-1]
 
 
+class LaunchFailed(RuntimeError):
+    """MPI_Init failed in the PMI exchange (Slurm 22.05's pmi2 plugin sometimes garbles MPICH's
+    business cards: "mpi/pmi2: invalid client request"); nothing ran, so the job may be repeated."""
+
+
 def measure(model: str, from_gen: int, to_gen: int, workdir: Path, timeout: float = 1200,
             extra: tuple[str, ...] = (), slow_ckpt_s: float = 1.0) -> dict:
+    """``measure_once``, submitted once more if its launch failed in MPI_Init."""
+    try:
+        return measure_once(model, from_gen, to_gen, workdir, timeout, extra, slow_ckpt_s)
+    except LaunchFailed as exc:
+        print(f"wire_bytes: {exc}; submitting again", file=sys.stderr)
+        return measure_once(model, from_gen, to_gen, workdir, timeout, extra, slow_ckpt_s)
+
+
+def measure_once(model: str, from_gen: int, to_gen: int, workdir: Path, timeout: float = 1200,
+                 extra: tuple[str, ...] = (), slow_ckpt_s: float = 1.0) -> dict:
     """One two-node job on ``model``; wire and comm bytes per generation between the two generations."""
     run_dir = workdir / (re.sub(r"[^A-Za-z0-9]+", "_", model) + f"_ckpt{slow_ckpt_s:g}s")
     env = dict(os.environ, ESSA_RUN_DIR=str(run_dir), ESSA_TEST_SLOW_CKPT_S=str(slow_ckpt_s), OMP_NUM_THREADS="1",
@@ -78,7 +93,10 @@ def measure(model: str, from_gen: int, to_gen: int, workdir: Path, timeout: floa
             if g in gens and g not in marks:
                 marks[g] = (time.time(), *wire_counter())
         if len(marks) < 2 and _job_state(job) in ("FAILED", "CANCELLED", "NODE_FAIL", "TIMEOUT"):
-            raise RuntimeError(f"job {job} ({model}) ended early: {(workdir / f'{job}.out').read_text()[-2000:]}")
+            log = (workdir / f"{job}.out").read_text()
+            if "MPI_Init" in log and "pmi2" in log and not _metrics(run_dir):
+                raise LaunchFailed(f"job {job} ({model}): MPI_Init failed: {log[-1500:]}")
+            raise RuntimeError(f"job {job} ({model}) ended early: {log[-2000:]}")
         time.sleep(0.01)
     while _job_state(job) not in ("COMPLETED", "FAILED", "CANCELLED"):
         time.sleep(0.5)
