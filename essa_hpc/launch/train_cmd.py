@@ -94,8 +94,10 @@ def run(cfg: config_mod.Config, comm: Comm, found: dict | None, preempt: Preempt
         threads = set_threads(cfg.run.threads, env.local_world)
         # One line per rank, on every rank: where each rank really runs (its own hostname, not
         # only what the launcher says), so a multi-node placement can be checked from the log.
-        print(f"essa-hpc: rank {comm.rank}/{comm.world} on host {socket.gethostname()} (node {env.node}, "
-              f"local rank {env.local_rank}/{env.local_world}, pid {os.getpid()})", file=sys.stderr, flush=True)
+        # One write with its newline: ranks sharing a stream must not splice their lines together.
+        sys.stderr.write(f"essa-hpc: rank {comm.rank}/{comm.world} on host {socket.gethostname()} (node {env.node}, "
+                         f"local rank {env.local_rank}/{env.local_world}, pid {os.getpid()})\n")
+        sys.stderr.flush()
         if comm.is_root:
             if env.job_id:
                 write_job_info(run_dir, {"job_id": env.job_id, "backend": "slurm", "restarts": env.restarts})
