@@ -52,7 +52,7 @@ class BaselineRun:
             model.train(was_training)
         return {**out, "heldout_s": time.perf_counter() - t}
 
-    def es_seconds(self) -> float:
+    def training_seconds(self) -> float:
         """Training time so far as ``baseline.budget_s`` counts it: wall time less evaluations."""
         return time.perf_counter() - self.t0 - self.eval_wall_s
 
@@ -94,7 +94,7 @@ class MetricsCallback(TrainerCallback):
         if not logs or "loss" not in logs or step == self.last_step:
             return
         every, budget = self.run.cfg.baseline.eval_every, self.run.cfg.baseline.budget_s
-        over_budget = bool(budget) and self.run.es_seconds() >= budget
+        over_budget = bool(budget) and self.run.training_seconds() >= budget
         evaluate = step >= state.max_steps or over_budget or (every > 0 and step % every == 0)
         if over_budget:  # finish as if baseline.steps were reached: this step is the last, and evaluated
             control.should_training_stop = True
