@@ -88,7 +88,9 @@ class TaskConfig:
     late_batch_size: int = opt(0, "Prompts per candidate from generation task.late_batch_from x run.generations "
                                "on: a larger mini-batch late in the run, when small batches overfit; 0 = "
                                "task.batch_size throughout")
-    late_batch_from: float = opt(0.5, "Fraction of run.generations after which task.late_batch_size applies")
+    late_batch_from: float = opt(0.5, "Fraction of run.generations after which task.late_batch_size applies, or "
+                                 "the whole number > 1 of the first generation it applies to (for a run.budget_s "
+                                 "run, whose length is not known in generations)")
     heldout_size: int = opt(100, "Held-out problems used for heldout_reward (fixed set)", resumable=False)
     validation_size: int = opt(0, "Validation problems taken out of the training pool (fixed set, never trained "
                                "on), scored as validation_reward at each held-out evaluation; for tuning and "

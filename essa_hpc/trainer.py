@@ -118,7 +118,9 @@ class Trainer:
     def batch_size(self) -> int:
         """Prompts per candidate for the generation being computed (task.late_batch_size late in the run)."""
         t = self.cfg.task
-        late = t.late_batch_size and self.generation >= int(t.late_batch_from * self.cfg.run.generations)
+        # self.generation counts the generations done, so generation self.generation + 1 is being computed
+        start = t.late_batch_from - 1 if t.late_batch_from > 1 else int(t.late_batch_from * self.cfg.run.generations)
+        late = t.late_batch_size and self.generation >= start
         return t.late_batch_size if late else t.batch_size
 
     def fault_record(self, summed_counts: np.ndarray) -> dict:

@@ -63,8 +63,9 @@ def check_task(cfg) -> None:
     at_least(t.heldout_size, 1, "task.heldout_size")
     at_least(t.validation_size, 0, "task.validation_size")
     at_least(t.late_batch_size, 0, "task.late_batch_size")
-    if not 0.0 <= t.late_batch_from <= 1.0:
-        raise ConfigError(f"task.late_batch_from must be in [0, 1], got {t.late_batch_from}")
+    if not (0.0 <= t.late_batch_from <= 1.0 or (t.late_batch_from > 1 and float(t.late_batch_from).is_integer())):
+        raise ConfigError(f"task.late_batch_from must be a fraction in [0, 1] of run.generations or a whole "
+                          f"generation number, got {t.late_batch_from}")
     choice(t.train_reward, ["exact", "dense", "tiebreak"], "task.train_reward")
     if t.reward_timeout_s <= 0:
         raise ConfigError(f"task.reward_timeout_s must be > 0 seconds (there is no unlimited setting; use a large "

@@ -100,12 +100,17 @@ def test_the_minibatch_grows_from_the_configured_generation(tmp_path):
     _, records = train(cfg)
     lam = cfg.strategy.population
     assert [r["samples"] // lam for r in records[1:]] == [4] * 4 + [12] * 4
+    # a budgeted run has no known length: a whole number > 1 names the generation itself
+    cfg = make_cfg(tmp_path / "run3", "task.batch_size=4", "task.late_batch_size=12", "task.late_batch_from=3")
+    _, records = train(cfg)
+    assert [r["samples"] // lam for r in records[1:]] == [4] * 2 + [12] * 6
 
 
 @pytest.mark.parametrize("extra, message", [
     (["run.select_best=true", "task.validation_size=0"], "needs a validation set"),
     (["run.select_best=true", "space.kind=full", "strategy.kind=open_es"], "seed-addressed"),
-    (["task.late_batch_from=1.5"], "task.late_batch_from must be in [0, 1]"),
+    (["task.late_batch_from=1.5"], "task.late_batch_from must be a fraction in [0, 1]"),
+    (["task.late_batch_from=-2"], "task.late_batch_from must be a fraction in [0, 1]"),
     (["task.validation_size=-1"], "task.validation_size must be >= 0"),
 ])
 def test_bad_lever_settings_are_one_line_errors(extra, message):
