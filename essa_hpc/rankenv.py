@@ -18,6 +18,8 @@ _RANK = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID")
 _WORLD = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "SLURM_NTASKS")
 _LOCAL_RANK = ("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID")
 _LOCAL_WORLD = ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE")
+# torchrun (the data-parallel baselines): its own variables come first, since it may run inside srun.
+_TORCHRUN = (("RANK",), ("WORLD_SIZE",), ("LOCAL_RANK",), ("LOCAL_WORLD_SIZE",))
 
 
 def _first_int(environ, keys, default: int) -> int:
@@ -37,13 +39,17 @@ class RankEnv:
     node: str = "localhost"
     job_id: str | None = None     # the SLURM job, when there is one
     restarts: int = 0             # SLURM_RESTART_COUNT: how often the job was requeued
-    launcher: str = "none"        # srun | mpiexec | submitit | none
+    launcher: str = "none"        # srun | mpiexec | submitit | torchrun | none
     device: str = "cpu"
 
     @classmethod
     def from_environ(cls, environ=None) -> "RankEnv":
         env = os.environ if environ is None else environ
-        if "SUBMITIT_EXECUTOR" in env:
+        keys = (_RANK, _WORLD, _LOCAL_RANK, _LOCAL_WORLD)
+        if "TORCHELASTIC_RUN_ID" in env:
+            launcher = "torchrun"
+            keys = tuple(own + rest for own, rest in zip(_TORCHRUN, keys))
+        elif "SUBMITIT_EXECUTOR" in env:
             launcher = "submitit"
         elif "SLURM_STEP_ID" in env and "SLURM_PROCID" in env:
             launcher = "srun"
@@ -51,8 +57,9 @@ class RankEnv:
             launcher = "mpiexec"
         else:
             launcher = "none"
-        return cls(rank=_first_int(env, _RANK, 0), world=_first_int(env, _WORLD, 1),
-                   local_rank=_first_int(env, _LOCAL_RANK, 0), local_world=max(1, _first_int(env, _LOCAL_WORLD, 1)),
+        rank, world, local_rank, local_world = keys
+        return cls(rank=_first_int(env, rank, 0), world=_first_int(env, world, 1),
+                   local_rank=_first_int(env, local_rank, 0), local_world=max(1, _first_int(env, local_world, 1)),
                    node=env.get("SLURMD_NODENAME") or socket.gethostname(), job_id=env.get("SLURM_JOB_ID") or None,
                    restarts=_first_int(env, ("SLURM_RESTART_COUNT",), 0), launcher=launcher)
 

@@ -23,10 +23,11 @@ from trl import GRPOTrainer
 
 from essa_hpc.baselines.prompts import RolloutPrompts
 from essa_hpc.baselines.grpo import build_trainer, finish, grpo_args
+from essa_hpc.baselines.run_log import TimedGeneration
 from essa_hpc.sft import collate, sft_examples
 
 
-class ESOTrainer(RolloutPrompts, GRPOTrainer):
+class ESOTrainer(RolloutPrompts, TimedGeneration, GRPOTrainer):
     def __init__(self, *args, temperatures: list[float], sft_weight: float, sft_context: tuple, **kwargs):
         self.eso_temperatures, self.sft_weight = [float(t) for t in temperatures], float(sft_weight)
         self.sft_context = sft_context  # (task, rollout, tokenizer); build_trainer sets self.baseline_items

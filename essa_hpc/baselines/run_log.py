@@ -4,8 +4,10 @@ The lines carry the fields ``essa-hpc train`` writes where they apply (``generat
 ``heldout_reward``, ``reward_mean``) plus ``method``, ``wall_s`` and ``samples``, so ESSA and the baselines
 share one plot. ``wall_s`` counts from the moment line 0 is written (everything a method spends afterwards:
 TR-DPO's pair sampling, TRL setup, steps, held-out evaluations); ``eval_wall_s`` is the part of it spent on
-held-out evaluation. ``samples`` counts training completions generated. Held-out scores go through the
-same ``heldout_score`` as ESSA's, so the numbers are comparable.
+held-out evaluation. ``samples`` counts training completions generated (by all processes). ``generate_s``
+is the part of a GRPO step spent generating and scoring completions, the rest being the backward pass and the
+optimizer. Held-out scores go through the same ``heldout_score`` as ESSA's, so the numbers are comparable.
+Under torchrun rank 0 evaluates and writes; the training-stop decision is rank 0's (``data_parallel.py``).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from essa_hpc.baselines.data_parallel import Group
 from essa_hpc.comm import Comm
 from essa_hpc.evaluation import heldout_score
 from essa_hpc.rollout import HFRollout
@@ -28,9 +31,10 @@ class BaselineRun:
 
     def __init__(self, cfg, parts, run_dir: Path, method: str):
         self.cfg, self.parts, self.run_dir, self.method = cfg, parts, Path(run_dir), method
+        self.group = Group.current()
         self.heldout_items = parts.task.heldout()
         self.validation_items = parts.task.validation()  # empty unless task.validation_size > 0
-        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", enabled=True)
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", enabled=self.group.is_root)
         self.metrics.reset([])
         self.t0 = time.perf_counter()
         self.eval_wall_s = 0.0
@@ -38,8 +42,11 @@ class BaselineRun:
 
     def evaluate(self, model) -> dict:
         """Exact-match held-out score of ``model`` as it is now (greedy unless rollout.temperature > 0),
-        the validation score too when there is a validation set, and the seconds both took."""
+        the validation score too when there is a validation set, and the seconds both took. Rank 0 only:
+        the other data-parallel ranks return at once and wait for it at the next collective."""
         t = time.perf_counter()
+        if not self.group.is_root:
+            return {"heldout_s": 0.0}
         was_training = model.training
         model.eval()
         try:
@@ -60,7 +67,7 @@ class BaselineRun:
         record = {"generation": 0, "method": self.method, **self.evaluate(model), "wall_s": 0.0, "samples": 0,
                   "eval_wall_s": 0.0, **extra}
         self.metrics.write(record)
-        log.info("%s: held-out reward at start %.4f", self.method, record["heldout_reward"])
+        log.info("%s: held-out reward at start %.4f", self.method, record.get("heldout_reward", float("nan")))
         self.t0 = time.perf_counter()  # wall_s counts from here
         return record
 
@@ -76,33 +83,52 @@ class BaselineRun:
         return record
 
 
+class TimedGeneration:
+    """GRPOTrainer mixin: the seconds spent in ``_generate`` (sampling completions; trl 1.16), summed, so a
+    step's time splits into generation and the backward pass with the optimizer."""
+
+    generate_seconds = 0.0
+
+    def _generate(self, prompts):
+        t = time.perf_counter()
+        try:
+            return super()._generate(prompts)
+        finally:
+            self.generate_seconds += time.perf_counter() - t
+
+
 class MetricsCallback(TrainerCallback):
     """One metrics.jsonl line per optimizer step (on_log runs after the step's TRL log, logging_steps=1);
     held-out accuracy every ``baseline.eval_every`` steps and at the last step. ``reward`` is the run's
-    ``TaskReward`` (None for TR-DPO, whose samples are drawn up front)."""
+    ``TaskReward`` (None for TR-DPO, whose samples are drawn up front); ``clock`` a ``TimedGeneration``
+    trainer, whose generation seconds each line then reports as ``generate_s``."""
 
     LOG_KEYS = {"loss": "loss", "grad_norm": "grad_norm", "rewards/accuracies": "dpo_accuracy",
                 "rewards/margins": "dpo_margin", "sft_loss": "sft_loss", "kl": "kl",
                 "frac_reward_zero_std": "frac_reward_zero_std"}
 
-    def __init__(self, run: BaselineRun, model, reward=None, extra=None):
-        self.run, self.model, self.reward, self.extra = run, model, reward, extra
-        self.last_step, self.t_step = -1, time.perf_counter()
+    def __init__(self, run: BaselineRun, model, reward=None, extra=None, clock=None):
+        self.run, self.model, self.reward, self.extra, self.clock = run, model, reward, extra, clock
+        self.last_step, self.t_step, self.generated_s = -1, time.perf_counter(), 0.0
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         step = state.global_step
         if not logs or "loss" not in logs or step == self.last_step:
             return
         every, budget = self.run.cfg.baseline.eval_every, self.run.cfg.baseline.budget_s
-        over_budget = bool(budget) and self.run.training_seconds() >= budget
+        group = self.run.group
+        over_budget = bool(budget) and group.root_decides(self.run.training_seconds() >= budget)
         evaluate = step >= state.max_steps or over_budget or (every > 0 and step % every == 0)
         if over_budget:  # finish as if baseline.steps were reached: this step is the last, and evaluated
             control.should_training_stop = True
         if self.reward is not None:
-            self.run.samples = self.reward.samples
+            self.run.samples = self.reward.samples * group.world  # every rank scores an equal share
         fields = {name: float(logs[key]) for key, name in self.LOG_KEYS.items() if key in logs}
-        fields["reward_mean"] = self.reward.pop_mean() if self.reward is not None else None
+        fields["reward_mean"] = group.mean(self.reward.pop_mean()) if self.reward is not None else None
         fields["step_s"] = time.perf_counter() - self.t_step
+        if self.clock is not None:
+            fields["generate_s"] = self.clock.generate_seconds - self.generated_s
+            self.generated_s = self.clock.generate_seconds
         fields.update(self.extra(step, evaluate) if self.extra else {})
         fields["budget_stop"] = True if over_budget else None
         self.run.write(step, self.model, evaluate, **fields)

@@ -4,6 +4,8 @@ The baselines follow the model's device (on CPU ``use_cpu=True``, no bf16, no gr
 checkpointing), save no TRL checkpoints (the methods export their own adapter or model), log every step (``logging_steps=1``, which
 ``MetricsCallback`` relies on for one metrics line per step) and take their seed from the
 ``baseline_sampling`` stream of ``essa_hpc.seeding``, so a baseline run is reproducible from ``run.seed``.
+Under torchrun (``data_parallel.py``) DDP runs on gloo on CPU and nccl on GPUs, without the search for
+unused parameters (every LoRA weight gets a gradient every step).
 """
 from __future__ import annotations
 
@@ -17,12 +19,13 @@ def trl_seed(cfg) -> int:
     return seeding.int_seed(cfg.run.seed, "baseline_sampling") % 2**31
 
 
-def trl_common_args(cfg, run_dir: Path, device: str = "cpu") -> dict:
+def trl_common_args(cfg, run_dir: Path, device: str = "cpu", world: int = 1) -> dict:
     """TrainingArguments every baseline shares; they follow the rank's device (on CPU: no bf16 and no
     gradient checkpointing; on a GPU: bf16 when the model is bf16)."""
     b = cfg.baseline
     on_cpu = not str(device).startswith("cuda")
-    return dict(output_dir=str(run_dir / "trl"), max_steps=b.steps, learning_rate=b.learning_rate,
+    ddp = dict(ddp_backend="gloo" if on_cpu else "nccl", ddp_find_unused_parameters=False) if world > 1 else {}
+    return dict(**ddp, output_dir=str(run_dir / "trl"), max_steps=b.steps, learning_rate=b.learning_rate,
                 lr_scheduler_type="constant", warmup_steps=0, gradient_accumulation_steps=1,
                 use_cpu=on_cpu, bf16=not on_cpu and cfg.model.dtype == "bfloat16", fp16=False,
                 gradient_checkpointing=False, report_to="none",

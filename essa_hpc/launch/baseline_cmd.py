@@ -1,4 +1,5 @@
-"""``essa-hpc baseline grpo|trdpo|eso``: a gradient baseline through TRL, single process."""
+"""``essa-hpc baseline grpo|trdpo|eso``: a gradient baseline through TRL, one process, or GRPO
+data-parallel on several processes started by torchrun (``baselines/data_parallel.py``)."""
 from __future__ import annotations
 
 import json
@@ -18,28 +19,34 @@ log = logging.getLogger("essa_hpc")
 
 def run_baseline(args, env: RankEnv) -> int:
     from essa_hpc import baselines
+    from essa_hpc.baselines import data_parallel
 
     cfg = config_mod.load(args.config, args.overrides)
     if args.run_dir:
         cfg.run.run_dir = args.run_dir
     validate(cfg)
     baselines.check(args.method, cfg)  # before logging, run dir or model
-    if env.world > 1:
-        raise config_mod.ConfigError("baselines run as one process; start them without mpiexec/srun -n >1")
+    data_parallel.check(args.method, cfg, env)
     run_dir = Path(cfg.run.run_dir)
-    setup_logging(0, run_dir)
+    setup_logging(env.rank, run_dir)
     # transformers 5.2x deprecates names TRL 1.16 still passes (gradient_checkpointing -> activation_...)
     warnings.filterwarnings("ignore", category=FutureWarning, message=".*deprecated.*")
     threads = set_threads(cfg.run.threads, env.local_world)
     run_dir.mkdir(parents=True, exist_ok=True)
-    config_mod.save_yaml(cfg, run_dir / "config.yaml")
-    log.info("baseline %s | run dir %s | torch threads %d | config %s", args.method, run_dir, threads, cfg.digest())
+    if env.is_root:
+        config_mod.save_yaml(cfg, run_dir / "config.yaml")
+    log.info("baseline %s | run dir %s | %d process(es) x %d torch threads | config %s", args.method, run_dir,
+             env.world, threads, cfg.digest())
+    env = env.with_device(cfg.run.device)
+    data_parallel.start_group(env)
     try:
-        parts = build_parts(cfg, with_space=False, env=env.with_device(cfg.run.device))
+        parts = build_parts(cfg, with_space=False, env=env)
         summary = baselines.BASELINES.load(args.method)(cfg, parts, run_dir)
     except baselines.BaselineError as exc:  # e.g. no preference pairs: the user can fix it; one line
         print(f"essa-hpc baseline: error: {exc}", file=sys.stderr)
         return 1
+    if not env.is_root:
+        return 0
     try:  # TRL wants an output_dir; nothing is saved there (save_strategy="no")
         (run_dir / "trl").rmdir()
     except OSError:

@@ -67,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("baseline", help="train a gradient baseline through TRL: grpo | trdpo | eso",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
                        description="Train a baseline the ESSA papers compare against on the same task, start adapter\n"
-                                   "(space.init) and held-out set, in one process. METHOD is one of\n"
+                                   "(space.init) and held-out set, in one process; grpo also data-parallel under\n"
+                                   "torchrun --standalone --nproc_per_node N --no-python essa-hpc baseline grpo ...\n"
+                                   "METHOD is one of\n"
                                    "  grpo   TRL GRPOTrainer on a LoRA of the space's rank and target modules\n"
                                    "  trdpo  TRL DPOTrainer with a soft-updated reference (TR-DPO), full fine-tune\n"
                                    "  eso    REINFORCE over several sampling temperatures plus the SFT loss\n"

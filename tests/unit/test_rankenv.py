@@ -54,3 +54,14 @@ def test_a_launcher_world_that_mpi_does_not_see_is_a_one_line_error(tmp_path):
     assert "srun started 2 processes but MPI sees a world of 1" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not (tmp_path / "run").exists()  # refused before touching the run dir
+
+
+def test_torchrun_comes_first_even_inside_srun():
+    """The data-parallel baselines run under torchrun, possibly inside an srun step: torchrun's
+    RANK/WORLD_SIZE name the process, not the srun task."""
+    env = RankEnv.from_environ({"TORCHELASTIC_RUN_ID": "x", "RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1",
+                                "LOCAL_WORLD_SIZE": "2", "SLURM_PROCID": "0", "SLURM_NTASKS": "1",
+                                "SLURM_STEP_ID": "0"})
+    assert (env.rank, env.world, env.local_rank, env.local_world, env.launcher) == (1, 2, 1, 2, "torchrun")
+    plain = RankEnv.from_environ({"RANK": "1", "WORLD_SIZE": "2"})  # not torchrun: ignored
+    assert (plain.rank, plain.world, plain.launcher) == (0, 1, "none")
