@@ -3,7 +3,15 @@
 method, every arm scored on the validation set after the same wall-time budget, then the best arm
 of each method with several seeds. The held-out set is scored for the reported numbers only.
 
-    python tools/study_fair.py configs/studies/fair.yaml [--out runs/fair] [--ranks 2] [--stage screen]
+    python tools/study_fair.py configs/studies/fair.yaml [--out runs/fair] [--ranks 2] [--stage STAGE]
+
+Stages, in order (--stage stops after one):
+    screen      every arm of both methods at the screen budget, scored on validation; the best of each
+    levers      ESSA-only levers on ESSA's best arm at the screen budget (reported, never chosen)
+    final       the best arm of each method with every final seed; the target accuracies
+    scaling     tools/study_scaling.py: both best arms on 1 and 2 workers (scaling.json)
+    projection  tools/project_workers.py: time to the target on N workers (projection.json/.png)
+    report      tools/study_report.py: the tables and plots the docs cite, into --results
 
 STUDY.yaml:
     config: configs/demo.yaml
@@ -14,57 +22,37 @@ STUDY.yaml:
     grpo_steps_cap: 1000                      # GRPO's baseline.steps (its budget ends it earlier)
     essa_arms:  [{name: cma-s0.3, overrides: [...]}, ...]
     grpo_arms:  [{name: lr1e-4-g8, overrides: [...]}, ...]
+    levers:     [{name: int8, overrides: [model.quantize=int8]}, ...]   # optional
 
-Layout: <out>/sft, <out>/screen/<method>/<arm>, <out>/final/<method>/seed<k>, each a normal run
-dir; <out>/fair_summary.json holds every arm's validation score, the choice and the finals.
-A run whose adapter exists is done and skipped, an interrupted ES run resumes, so the study
-survives being stopped: rerun the same command. ES arms run on --ranks MPI ranks; GRPO arms in
-one process with --ranks torch threads, so both use the same cores.
+Layout: <out>/sft, <out>/screen/<method>/<arm>, <out>/levers/essa/<lever>, <out>/final/<method>/seed<k>,
+<out>/scaling/..., each a normal run dir; <out>/fair_summary.json holds every arm's validation score,
+the choice, the finals and the targets. A run whose adapter exists is done and skipped, an interrupted
+ES run resumes (its budget counts the generations already logged), a GRPO run starts again: rerun the
+same command. ES arms run on --ranks MPI ranks; GRPO arms in one process with --ranks torch threads,
+so both use the same cores.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
+from study_results import curves, reaching, summarise_finals
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 METHODS = ("essa", "grpo")
+STAGES = ("screen", "levers", "final", "scaling", "projection", "report")
+SCRIPTS = {"scaling": "study_scaling.py", "projection": "project_workers.py", "report": "study_report.py"}
 
 
 def run(cmd: list[str]) -> int:
     print("+ " + " ".join(cmd), flush=True)
     return subprocess.run(cmd, cwd=ROOT).returncode
-
-
-def records(run_dir: Path) -> list[dict]:
-    path = run_dir / "metrics.jsonl"
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
-
-
-def train_seconds(r: dict) -> float:
-    """Cumulative training time at record ``r``, evaluations excluded, the same for both methods."""
-    return r["wall_s"] - r["eval_wall_s"] if "wall_s" in r else r["_es_s"]
-
-
-def curves(run_dir: Path) -> dict:
-    """Validation and held-out curves against training seconds and samples, from a run's metrics."""
-    recs, t, samples = records(run_dir), 0.0, 0
-    out = {"validation": [], "heldout": [], "finished": (run_dir / "adapter").is_dir()}
-    for r in recs:
-        if "wall_s" not in r:  # ES: step times; baselines: wall clock
-            t += r.get("step_s", 0.0) - r.get("heldout_s", 0.0)
-            samples += r.get("samples", 0)
-            r = {**r, "_es_s": t, "samples": samples}
-        for key in ("validation", "heldout"):
-            if f"{key}_reward" in r:
-                out[key].append((round(train_seconds(r), 1), r.get("samples", 0), r[f"{key}_reward"]))
-    return out
 
 
 def method_command(method: str, spec: dict, sft: Path, overrides: list[str], seed: int, budget: float,
@@ -91,16 +79,61 @@ def ensure(method: str, spec: dict, sft: Path, overrides: list[str], seed: int, 
             raise SystemExit(f"study_fair: {method} run {run_dir} failed with exit code {code}")
     return curves(run_dir)
 
+def write(out: Path, summary: dict) -> None:
+    (out / "fair_summary.json").write_text(json.dumps(summary, indent=1))
 
-def summarise_finals(runs: list[dict]) -> dict:
-    finals = [r["heldout"][-1][2] for r in runs]
-    peaks = [max(h[2] for h in r["heldout"]) for r in runs]
-    starts = [r["heldout"][0][2] for r in runs]
-    sd = statistics.stdev if len(runs) > 1 else (lambda xs: 0.0)
-    return {"final": finals, "peak": peaks, "start": starts,
-            "final_mean": statistics.mean(finals), "final_sd": sd(finals),
-            "peak_mean": statistics.mean(peaks), "peak_sd": sd(peaks),
-            "gain_mean": statistics.mean(f - s for f, s in zip(finals, starts))}
+
+def screen_stage(spec, arms, sft, out, ranks, summary) -> None:
+    screen = spec["screen"]
+    for method in METHODS:
+        for arm in arms[method]:
+            run_dir = out / "screen" / method / arm["name"]
+            got = ensure(method, spec, sft, arm["overrides"], screen["seed"], screen["budget_s"], run_dir, ranks)
+            summary["screen"][method][arm["name"]] = {"overrides": arm["overrides"],
+                                                      "validation_final": got["validation"][-1][2],
+                                                      "validation_curve": got["validation"],
+                                                      **(rollout_speed(run_dir) if method == "essa" else {})}
+            write(out, summary)
+        scores = summary["screen"][method]
+        summary["best"][method] = max(scores, key=lambda name: scores[name]["validation_final"])
+    write(out, summary)
+
+
+def levers_stage(spec, arms, sft, out, ranks, summary) -> None:
+    """ESSA-only levers on top of ESSA's best arm, at the screen budget: measured and reported, never used
+    to choose the final arm (GRPO gets no such extra arms)."""
+    best = next(a for a in arms["essa"] if a["name"] == summary["best"]["essa"])
+    screen = spec["screen"]
+    for lever in spec.get("levers", []):
+        run_dir = out / "levers" / "essa" / lever["name"]
+        got = ensure("essa", spec, sft, [*best["overrides"], *lever["overrides"]], screen["seed"],
+                     screen["budget_s"], run_dir, ranks)
+        summary["levers"][lever["name"]] = {"on": best["name"], "overrides": lever["overrides"],
+                                            "validation_final": got["validation"][-1][2],
+                                            "validation_curve": got["validation"], **rollout_speed(run_dir)}
+        write(out, summary)
+
+
+def rollout_speed(run_dir: Path) -> dict:
+    """ES samples evaluated per second of evaluation (generation + reward), over the whole run."""
+    from study_results import records
+
+    recs = [r for r in records(run_dir) if "eval_s" in r]
+    return {"samples_per_eval_s": round(sum(r["samples"] for r in recs) / sum(r["eval_s"] for r in recs), 2)}
+
+
+def final_stage(spec, arms, sft, out, ranks, summary) -> None:
+    final = spec["final"]
+    runs = {}
+    for method in METHODS:
+        best = next(a for a in arms[method] if a["name"] == summary["best"][method])
+        runs[method] = [ensure(method, spec, sft, best["overrides"], seed, final["budget_s"],
+                               out / "final" / method / f"seed{seed}", ranks) for seed in final["seeds"]]
+        summary["final"][method] = {"arm": best["name"], **summarise_finals(runs[method]),
+                                    "runs": {f"seed{s}": r for s, r in zip(final["seeds"], runs[method])}}
+        write(out, summary)
+    summary["target"] = reaching(runs, summary["final"])
+    write(out, summary)
 
 
 def main() -> int:
@@ -108,7 +141,8 @@ def main() -> int:
     ap.add_argument("study", help="study YAML")
     ap.add_argument("--out", default="runs/fair")
     ap.add_argument("--ranks", type=int, default=2, help="MPI ranks per ES run; torch threads per GRPO run")
-    ap.add_argument("--stage", choices=["screen", "final"], default="final", help="stop after this stage")
+    ap.add_argument("--stage", choices=STAGES, default=STAGES[-1], help="stop after this stage")
+    ap.add_argument("--results", default="bench/results", help="where the report stage writes the cited files")
     args = ap.parse_args()
     spec = yaml.safe_load(Path(args.study).read_text())
     arms = {m: spec[f"{m}_arms"] for m in METHODS}
@@ -122,28 +156,23 @@ def main() -> int:
                 "--out", str(sft)]) != 0:
             return 1
     summary = {"study": args.study, "ranks": args.ranks, "screen": {m: {} for m in METHODS}, "best": {},
-               "final": {}}
-    screen = spec["screen"]
-    for method in METHODS:
-        for arm in arms[method]:
-            got = ensure(method, spec, sft, arm["overrides"], screen["seed"], screen["budget_s"],
-                         out / "screen" / method / arm["name"], args.ranks)
-            summary["screen"][method][arm["name"]] = {"overrides": arm["overrides"],
-                                                      "validation_final": got["validation"][-1][2],
-                                                      "validation_curve": got["validation"]}
-            (out / "fair_summary.json").write_text(json.dumps(summary, indent=1))
-        scores = summary["screen"][method]
-        summary["best"][method] = max(scores, key=lambda name: scores[name]["validation_final"])
-    (out / "fair_summary.json").write_text(json.dumps(summary, indent=1))
-    if args.stage == "final":
-        final = spec["final"]
-        for method in METHODS:
-            best = next(a for a in arms[method] if a["name"] == summary["best"][method])
-            runs = [ensure(method, spec, sft, best["overrides"], seed, final["budget_s"],
-                           out / "final" / method / f"seed{seed}", args.ranks) for seed in final["seeds"]]
-            summary["final"][method] = {"arm": best["name"], **summarise_finals(runs),
-                                        "runs": {f"seed{s}": r for s, r in zip(final["seeds"], runs)}}
-            (out / "fair_summary.json").write_text(json.dumps(summary, indent=1))
+               "levers": {}, "final": {}}
+    stages = {"screen": screen_stage, "levers": levers_stage, "final": final_stage}
+    for name in STAGES[:STAGES.index(args.stage) + 1]:
+        if name in stages:
+            stages[name](spec, arms, sft, out, args.ranks, summary)
+        elif run([sys.executable, str(ROOT / "tools" / SCRIPTS[name]), *script_args(name, args)]) != 0:
+            return 1
+    print_summary(summary)
+    return 0
+
+
+def script_args(name: str, args) -> list[str]:
+    return {"scaling": [args.study, "--out", args.out], "projection": ["--out", args.out],
+            "report": ["--out", args.out, "--results", args.results]}[name]
+
+
+def print_summary(summary: dict) -> None:
     for method in METHODS:
         line = "  ".join(f"{n}={v['validation_final']:.3f}" for n, v in summary["screen"][method].items())
         print(f"{method}: best {summary['best'][method]}; validation at the screen budget: {line}")
@@ -151,7 +180,6 @@ def main() -> int:
             f = summary["final"][method]
             print(f"{method} final ({f['arm']}): held-out {f['final_mean']:.3f} +/- {f['final_sd']:.3f}, "
                   f"peak {f['peak_mean']:.3f}, gain over the start {f['gain_mean']:+.3f}")
-    return 0
 
 
 if __name__ == "__main__":

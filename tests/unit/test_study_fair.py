@@ -16,14 +16,17 @@ SPEC = {"config": str(TINY), "common": ["task.heldout_size=8", "task.validation_
         "essa_arms": [{"name": "cma", "overrides": ["strategy.kind=cma_es"]},
                       {"name": "adam", "overrides": ["strategy.kind=open_es"]}],
         "grpo_arms": [{"name": "lr1e-4", "overrides": ["baseline.learning_rate=1e-4", *ARM]},
-                      {"name": "lr1e-3", "overrides": ["baseline.learning_rate=1e-3", *ARM]}]}
+                      {"name": "lr1e-3", "overrides": ["baseline.learning_rate=1e-3", *ARM]}],
+        "levers": [{"name": "late", "overrides": ["task.late_batch_size=12", "task.late_batch_from=2"]}],
+        "scaling": {"steps": 3}}
 
 
 def study(tmp_path, spec):
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(spec))
     return subprocess.run([sys.executable, str(ROOT / "tools" / "study_fair.py"), str(path), "--out",
-                           str(tmp_path / "out"), "--ranks", "1"], capture_output=True, text=True, timeout=900,
+                           str(tmp_path / "out"), "--ranks", "1", "--results", str(tmp_path / "results")],
+                          capture_output=True, text=True, timeout=900,
                           env=cli_env(ESSA_NO_MPI="1"), cwd=ROOT)
 
 
@@ -42,8 +45,30 @@ def test_the_fair_study_runs_end_to_end_and_resumes_without_rerunning(tmp_path):
         final = summary["final"][method]
         assert final["arm"] == summary["best"][method] and len(final["final"]) == 2
         assert all(0.0 <= x <= 1.0 for x in final["final"] + final["peak"])
+    assert summary["levers"]["late"]["on"] == summary["best"]["essa"]
+    assert [r["samples"] for r in metrics(out / "levers" / "essa" / "late")[1:3]] == [8 * 8, 8 * 12]  # grew at 2
+    for method in ("essa", "grpo"):  # the common target is reached by both mean curves, the lower one last
+        assert summary["target"]["heldout"] == min(summary["final"][m]["final_mean"] for m in ("essa", "grpo"))
+        assert summary["target"][method]["score"] >= summary["target"]["heldout"]
+    scaling = json.loads((out / "scaling.json").read_text())
+    for method in ("essa", "grpo"):
+        s = scaling[method]
+        assert s["arm"] == summary["best"][method] and s["n1"]["workers"] == 1 and s["n2"]["workers"] == 2
+        assert s["efficiency_1_to_2"] == round(s["n1"]["step_s"] / (2 * s["n2"]["step_s"]), 3)
+    assert scaling["grpo"]["n2"]["samples"] == scaling["grpo"]["n1"]["samples"] == 8  # one global batch
+    assert scaling["grpo"]["gradient_bytes"] > 0 and scaling["essa"]["n2"]["bytes_sent"] > 0
+    projection = json.loads((out / "projection.json").read_text())
+    assert sorted(map(int, projection["rows"])) == [1, 2, 8, 64, 512]
+    for method, check in projection["check_n2"].items():
+        assert check["measured_step_s"] == scaling[method]["n2"]["step_s"]
+    report = (tmp_path / "results" / "fair_study.md").read_text()
+    for heading in ("## Screen", "## ESSA levers", "## Finals", "## Parallel scaling", "## Projection"):
+        assert heading in report
+    for name in ("fair_summary.json", "fair_scaling.json", "fair_projection.json", "fair_projection.png",
+                 "fair_curves.png"):
+        assert (tmp_path / "results" / name).stat().st_size > 0
     again = study(tmp_path, SPEC)
-    assert again.returncode == 0 and "+ " not in again.stdout, again.stdout[-2000:]
+    assert again.returncode == 0 and "essa-hpc" not in again.stdout, again.stdout[-2000:]
 
 
 def test_unequal_arm_counts_are_refused(tmp_path):
