@@ -7,8 +7,8 @@ of each method with several seeds. The held-out set is scored for the reported n
 
 Stages, in order (--stage stops after one):
     screen      every arm of both methods at the screen budget, scored on validation; the best of each
-    levers      ESSA-only levers on ESSA's best arm at the screen budget (reported, never chosen)
     final       the best arm of each method with every final seed; the target accuracies
+    levers      ESSA-only levers on ESSA's best arm at the screen budget (reported, never chosen)
     scaling     tools/study_scaling.py: both best arms on 1 and 2 workers (scaling.json)
     projection  tools/project_workers.py: time to the target on N workers (projection.json/.png)
     report      tools/study_report.py: the tables and plots the docs cite, into --results
@@ -46,7 +46,7 @@ from study_results import curves, reaching, summarise_finals
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 METHODS = ("essa", "grpo")
-STAGES = ("screen", "levers", "final", "scaling", "projection", "report")
+STAGES = ("screen", "final", "levers", "scaling", "projection", "report")
 SCRIPTS = {"scaling": "study_scaling.py", "projection": "project_workers.py", "report": "study_report.py"}
 
 
