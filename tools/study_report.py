@@ -29,12 +29,14 @@ def pm(mean: float, sd: float) -> str:
 
 
 def screen_table(summary: dict) -> list[str]:
-    lines = ["| method | arm | overrides | validation at the screen budget |", "|---|---|---|---|"]
+    lines = ["| method | arm | overrides | steps | samples | validation at the screen budget |",
+             "|---|---|---|---|---|---|"]
     for m in METHODS:
         for name, arm in summary["screen"][m].items():
             mark = " **(best)**" if summary["best"].get(m) == name else ""
-            lines.append(f"| {m.upper()} | {name}{mark} | `{' '.join(arm['overrides'])}` | "
-                         f"{arm['validation_final']:.3f} |")
+            _, samples, score, step = arm["validation_curve"][-1]
+            lines.append(f"| {m.upper()} | {name}{mark} | `{' '.join(arm['overrides'])}` | {step} | {samples:,} | "
+                         f"{score:.3f} |")
     start = next(iter(summary["screen"]["essa"].values()))["validation_curve"][0][2]
     return lines + ["", f"Validation of the shared SFT start: {start:.3f}."]
 

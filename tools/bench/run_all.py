@@ -7,7 +7,8 @@ Default: rollout throughput (~5 min), EGGROLL throughput (~1 min), HF against vL
 skipped without make venv-vllm), scaling (~12 min), memory (~5 min), plots.
 --quick: the same at small sizes (a few minutes). --study: the slow part, the ESSA-vs-GRPO
 study with equal tuning effort (configs/studies/fair.yaml: 6 arms per method at 5 minutes each,
-then the best arm of each with 3 seeds at 30 minutes: about 4.5 hours on 2 cores; resumable:
+then the best arm of each with 3 seeds at 30 minutes, two ESSA levers, 1-to-2-worker timing of
+both methods, the projection to N workers and the report: about 5 hours on 2 cores; resumable:
 rerun the same command after an interruption, finished runs are skipped).
 """
 from __future__ import annotations
