@@ -9,8 +9,9 @@ TRL facts that matter (trl 1.16, measured on CPU):
   (our defaults), Dr.GRPO is ``loss_type="dr_grpo", scale_rewards="none"``.
 - ``per_device_train_batch_size`` counts completions: ``baseline.batch_size / num_generations`` prompts
   per step, each sampled ``num_generations`` times. Under torchrun each process takes
-  ``batch_size / world`` of them, so the global batch stays ``baseline.batch_size`` (``data_parallel.py``). One generation round per optimizer step
-  (``steps_per_generation = gradient_accumulation_steps = 1``, ``num_iterations=1``).
+  ``batch_size / world`` of them, so the global batch stays ``baseline.batch_size`` (``data_parallel.py``).
+  One generation round per optimizer step (``steps_per_generation = gradient_accumulation_steps = 1``,
+  ``num_iterations=1``).
 - ``beta=0`` (default) needs no reference model; ``beta>0`` makes TRL copy the start adapter as "ref".
 - On CPU: ``use_cpu=True, bf16=False, gradient_checkpointing=False`` (on a GPU the trainer follows the
   model's device and dtype); no TRL checkpoints are saved, only
