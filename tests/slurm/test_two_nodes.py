@@ -176,7 +176,8 @@ def test_losing_a_node_ends_the_job_and_it_resumes_on_one_node_then_two(referenc
 def test_wire_bytes_per_generation_do_not_grow_with_the_model(tmp_path):
     sys.path.insert(0, str(ROOT / "tools" / "bench"))
     from wire_bytes import measure
-    rows = {m: measure(m, 2, 22, tmp_path) for m in ("tiny-random", "tiny-random:64x4")}
+    # 22 tiny generations take about 30 s; a stuck job fails in minutes with its state, not after 20
+    rows = {m: measure(m, 2, 22, tmp_path, timeout=300) for m in ("tiny-random", "tiny-random:64x4")}
     print(json.dumps(rows, indent=1))
     small, big = rows["tiny-random"], rows["tiny-random:64x4"]
     for row in rows.values():

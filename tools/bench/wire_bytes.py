@@ -87,12 +87,15 @@ def measure_once(model: str, from_gen: int, to_gen: int, workdir: Path, timeout:
     deadline = time.time() + timeout
     while len(marks) < 2:
         if time.time() > deadline:
-            raise RuntimeError(f"job {job} ({model}) did not reach generation {to_gen} in {timeout} s")
+            log = workdir / f"{job}.out"
+            tail = log.read_text()[-1500:] if log.is_file() else "(no job output)"
+            raise RuntimeError(f"job {job} ({model}) did not reach generation {to_gen} in {timeout} s "
+                               f"(state {_job_state(job)}, generations logged {sorted(gens)[-3:]}): {tail}")
         gens = {r["generation"] for r in _metrics(run_dir)}
         for g in (from_gen, to_gen):
             if g in gens and g not in marks:
                 marks[g] = (time.time(), *wire_counter())
-        if len(marks) < 2 and _job_state(job) in ("FAILED", "CANCELLED", "NODE_FAIL", "TIMEOUT"):
+        if len(marks) < 2 and _job_state(job) in ("FAILED", "CANCELLED", "NODE_FAIL", "TIMEOUT", "COMPLETED"):
             log = (workdir / f"{job}.out").read_text()
             if "MPI_Init" in log and "pmi2" in log and not _metrics(run_dir):
                 raise LaunchFailed(f"job {job} ({model}): MPI_Init failed: {log[-1500:]}")
