@@ -175,9 +175,12 @@ def test_losing_a_node_ends_the_job_and_it_resumes_on_one_node_then_two(referenc
 
 def test_wire_bytes_per_generation_do_not_grow_with_the_model(tmp_path):
     sys.path.insert(0, str(ROOT / "tools" / "bench"))
-    from wire_bytes import measure
+    from wire_bytes import LaunchFailed, measure
     # 22 tiny generations take about 30 s; a stuck job fails in minutes with its state, not after 20
-    rows = {m: measure(m, 2, 22, tmp_path, timeout=300) for m in ("tiny-random", "tiny-random:64x4")}
+    try:
+        rows = {m: measure(m, 2, 22, tmp_path, timeout=300) for m in ("tiny-random", "tiny-random:64x4")}
+    except LaunchFailed as exc:  # Slurm 22.05's pmi2 garbled MPI_Init 3 times: nothing ran, nothing to measure
+        pytest.skip(f"two-node MPI launch failed in MPI_Init 3 times (pmi2): {str(exc)[:300]}")
     print(json.dumps(rows, indent=1))
     small, big = rows["tiny-random"], rows["tiny-random:64x4"]
     for row in rows.values():

@@ -62,13 +62,16 @@ class LaunchFailed(RuntimeError):
 
 
 def measure(model: str, from_gen: int, to_gen: int, workdir: Path, timeout: float = 1200,
-            extra: tuple[str, ...] = (), slow_ckpt_s: float = 1.0) -> dict:
-    """``measure_once``, submitted once more if its launch failed in MPI_Init."""
-    try:
-        return measure_once(model, from_gen, to_gen, workdir, timeout, extra, slow_ckpt_s)
-    except LaunchFailed as exc:
-        print(f"wire_bytes: {exc}; submitting again", file=sys.stderr)
-        return measure_once(model, from_gen, to_gen, workdir, timeout, extra, slow_ckpt_s)
+            extra: tuple[str, ...] = (), slow_ckpt_s: float = 1.0, attempts: int = 3) -> dict:
+    """``measure_once``, submitted again (up to ``attempts`` in all) while its launch fails in MPI_Init;
+    the last LaunchFailed is raised."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return measure_once(model, from_gen, to_gen, workdir, timeout, extra, slow_ckpt_s)
+        except LaunchFailed as exc:
+            if attempt == attempts:
+                raise
+            print(f"wire_bytes: {exc}; submitting again", file=sys.stderr)
 
 
 def measure_once(model: str, from_gen: int, to_gen: int, workdir: Path, timeout: float = 1200,
