@@ -41,7 +41,7 @@ from pathlib import Path
 
 import yaml
 
-from study_results import curves, reaching, summarise_finals
+from study_results import curves, reaching, records, summarise_finals
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -116,8 +116,6 @@ def levers_stage(spec, arms, sft, out, ranks, summary) -> None:
 
 def rollout_speed(run_dir: Path) -> dict:
     """ES samples evaluated per second of evaluation (generation + reward), over the whole run."""
-    from study_results import records
-
     recs = [r for r in records(run_dir) if "eval_s" in r]
     return {"samples_per_eval_s": round(sum(r["samples"] for r in recs) / sum(r["eval_s"] for r in recs), 2)}
 
