@@ -26,15 +26,25 @@ STUDY.yaml:
 
 Layout: <out>/sft, <out>/screen/<method>/<arm>, <out>/levers/essa/<lever>, <out>/final/<method>/seed<k>,
 <out>/scaling/..., each a normal run dir; <out>/fair_summary.json holds every arm's validation score,
-the choice, the finals and the targets. A run whose adapter exists is done and skipped, an interrupted
-ES run resumes (its budget counts the generations already logged), a GRPO run starts again: rerun the
-same command. ES arms run on --ranks MPI ranks; GRPO arms in one process with --ranks torch threads,
-so both use the same cores.
+the choice, the finals (seed by seed, alternating methods) and the targets.
+
+Resuming. The study takes longer than one batch job or one session, and <out> is scratch, so every
+finished run is recorded in fair_summary.json with its inputs (method, config, overrides, seed,
+budget, ranks) and the SFT start's fingerprint, and the summary is also written to --results after
+each run. A later invocation, from the same <out> or from a fresh checkout holding only the
+committed --results, skips every run recorded with the same inputs on the same SFT start (the SFT
+is deterministic, and is rebuilt if <out> is empty). A summary from another SFT start is not used.
+Of the unrecorded runs, one whose adapter exists is read back, an interrupted ES run resumes (its
+budget counts the generations already logged), and a GRPO run starts again. --fresh ignores the
+records. ES arms run on --ranks MPI ranks; GRPO arms in one process with --ranks torch threads, so
+both use the same cores.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -72,46 +82,91 @@ def ensure(method: str, spec: dict, sft: Path, overrides: list[str], seed: int, 
            ranks: int) -> dict:
     if not (run_dir / "adapter").is_dir():
         if method == "grpo" and run_dir.exists():  # TRL runs do not resume: start the arm again
-            import shutil
             shutil.rmtree(run_dir)
         code = run(method_command(method, spec, sft, overrides, seed, budget, run_dir, ranks))
         if code != 0:
             raise SystemExit(f"study_fair: {method} run {run_dir} failed with exit code {code}")
     return curves(run_dir)
 
-def write(out: Path, summary: dict) -> None:
-    (out / "fair_summary.json").write_text(json.dumps(summary, indent=1))
+
+def run_inputs(method: str, spec: dict, overrides: list[str], seed: int, budget: float, ranks: int) -> dict:
+    """Everything that decides a run's result besides the SFT start: a recorded run with the same inputs
+    is not run again."""
+    return {"method": method, "config": spec["config"], "common": spec.get("common", []),
+            "overrides": list(overrides), "seed": seed, "budget_s": budget, "ranks": ranks}
 
 
-def screen_stage(spec, arms, sft, out, ranks, summary) -> None:
+def recorded(entry: dict | None, inputs: dict) -> bool:
+    return bool(entry) and entry.get("inputs") == inputs
+
+
+def sft_fingerprint(sft: Path) -> str:
+    return hashlib.sha256((sft / "adapter_model.safetensors").read_bytes()).hexdigest()[:16]
+
+
+def carried_summary(out: Path, results: Path, fingerprint: str) -> dict | None:
+    """The study's record from <out>, else from --results (a fresh checkout), if it was made from this SFT
+    start; the scaling measurement travels with it."""
+    for path in (out / "fair_summary.json", results / "fair_summary.json"):
+        if not path.is_file():
+            continue
+        summary = json.loads(path.read_text())
+        if summary.get("sft") != fingerprint:
+            print(f"study_fair: not resuming from {path}: it was made from another SFT start "
+                  f"({summary.get('sft')}, this one is {fingerprint})", flush=True)
+            continue
+        scaling = results / "fair_scaling.json"
+        if not (out / "scaling.json").is_file() and scaling.is_file() \
+                and json.loads(scaling.read_text()).get("sft") == fingerprint:
+            shutil.copy(scaling, out / "scaling.json")
+        return summary
+    return None
+
+
+def write(out: Path, summary: dict, results: Path) -> None:
+    """After every run, into <out> and --results: the record that lets a fresh checkout resume."""
+    text = json.dumps(summary, indent=1)
+    (out / "fair_summary.json").write_text(text)
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "fair_summary.json").write_text(text)
+
+
+def screen_stage(spec, arms, sft, out, ranks, summary, save) -> None:
     screen = spec["screen"]
     for method in METHODS:
         for arm in arms[method]:
+            want = run_inputs(method, spec, arm["overrides"], screen["seed"], screen["budget_s"], ranks)
+            if recorded(summary["screen"][method].get(arm["name"]), want):
+                continue
             run_dir = out / "screen" / method / arm["name"]
             got = ensure(method, spec, sft, arm["overrides"], screen["seed"], screen["budget_s"], run_dir, ranks)
-            summary["screen"][method][arm["name"]] = {"overrides": arm["overrides"],
+            summary["screen"][method][arm["name"]] = {"inputs": want, "overrides": arm["overrides"],
                                                       "validation_final": got["validation"][-1][2],
                                                       "validation_curve": got["validation"],
                                                       **(rollout_speed(run_dir) if method == "essa" else {})}
-            write(out, summary)
-        scores = summary["screen"][method]
+            save()
+        scores = {name: arm for name, arm in summary["screen"][method].items()
+                  if name in {a["name"] for a in arms[method]}}  # arms dropped from the spec do not count
         summary["best"][method] = max(scores, key=lambda name: scores[name]["validation_final"])
-    write(out, summary)
+    save()
 
 
-def levers_stage(spec, arms, sft, out, ranks, summary) -> None:
+def levers_stage(spec, arms, sft, out, ranks, summary, save) -> None:
     """ESSA-only levers on top of ESSA's best arm, at the screen budget: measured and reported, never used
     to choose the final arm (GRPO gets no such extra arms)."""
     best = next(a for a in arms["essa"] if a["name"] == summary["best"]["essa"])
     screen = spec["screen"]
     for lever in spec.get("levers", []):
+        overrides = [*best["overrides"], *lever["overrides"]]
+        want = run_inputs("essa", spec, overrides, screen["seed"], screen["budget_s"], ranks)
+        if recorded(summary["levers"].get(lever["name"]), want):
+            continue
         run_dir = out / "levers" / "essa" / lever["name"]
-        got = ensure("essa", spec, sft, [*best["overrides"], *lever["overrides"]], screen["seed"],
-                     screen["budget_s"], run_dir, ranks)
-        summary["levers"][lever["name"]] = {"on": best["name"], "overrides": lever["overrides"],
+        got = ensure("essa", spec, sft, overrides, screen["seed"], screen["budget_s"], run_dir, ranks)
+        summary["levers"][lever["name"]] = {"inputs": want, "on": best["name"], "overrides": lever["overrides"],
                                             "validation_final": got["validation"][-1][2],
                                             "validation_curve": got["validation"], **rollout_speed(run_dir)}
-        write(out, summary)
+        save()
 
 
 def rollout_speed(run_dir: Path) -> dict:
@@ -120,18 +175,37 @@ def rollout_speed(run_dir: Path) -> dict:
     return {"samples_per_eval_s": round(sum(r["samples"] for r in recs) / sum(r["eval_s"] for r in recs), 2)}
 
 
-def final_stage(spec, arms, sft, out, ranks, summary) -> None:
+def final_stage(spec, arms, sft, out, ranks, summary, save) -> None:
+    """Seed by seed, alternating the methods, so a study cut short has both at the same number of seeds;
+    the summaries and the targets are recomputed after every run."""
     final = spec["final"]
-    runs = {}
+    best = {m: next(a for a in arms[m] if a["name"] == summary["best"][m]) for m in METHODS}
     for method in METHODS:
-        best = next(a for a in arms[method] if a["name"] == summary["best"][method])
-        runs[method] = [ensure(method, spec, sft, best["overrides"], seed, final["budget_s"],
-                               out / "final" / method / f"seed{seed}", ranks) for seed in final["seeds"]]
-        summary["final"][method] = {"arm": best["name"], **summarise_finals(runs[method]),
-                                    "runs": {f"seed{s}": r for s, r in zip(final["seeds"], runs[method])}}
-        write(out, summary)
-    summary["target"] = reaching(runs, summary["final"])
-    write(out, summary)
+        if summary["final"].get(method, {}).get("arm") != best[method]["name"]:
+            summary["final"][method] = {"arm": best[method]["name"], "runs": {}}
+    for seed in final["seeds"]:
+        for method in METHODS:
+            entry = summary["final"][method]
+            want = run_inputs(method, spec, best[method]["overrides"], seed, final["budget_s"], ranks)
+            if recorded(entry["runs"].get(f"seed{seed}"), want):
+                continue
+            got = ensure(method, spec, sft, best[method]["overrides"], seed, final["budget_s"],
+                         out / "final" / method / f"seed{seed}", ranks)
+            entry["runs"][f"seed{seed}"] = {**got, "inputs": want}
+            summarise(summary, final["seeds"])
+            save()
+    summarise(summary, final["seeds"])
+    save()
+
+
+def summarise(summary: dict, seeds: list[int]) -> None:
+    runs = {m: [summary["final"][m]["runs"][f"seed{s}"] for s in seeds if f"seed{s}" in summary["final"][m]["runs"]]
+            for m in METHODS}
+    for m in METHODS:
+        summary["final"][m] = {"arm": summary["final"][m]["arm"], **(summarise_finals(runs[m]) if runs[m] else {}),
+                               "runs": summary["final"][m]["runs"]}
+    if all(runs.values()):
+        summary["target"] = reaching(runs, summary["final"])
 
 
 def main() -> int:
@@ -140,7 +214,9 @@ def main() -> int:
     ap.add_argument("--out", default="runs/fair")
     ap.add_argument("--ranks", type=int, default=2, help="MPI ranks per ES run; torch threads per GRPO run")
     ap.add_argument("--stage", choices=STAGES, default=STAGES[-1], help="stop after this stage")
-    ap.add_argument("--results", default="bench/results", help="where the report stage writes the cited files")
+    ap.add_argument("--results", default="bench/results",
+                    help="where the summary is kept after every run and the report stage writes the cited files")
+    ap.add_argument("--fresh", action="store_true", help="ignore the recorded runs and run every stage again")
     args = ap.parse_args()
     spec = yaml.safe_load(Path(args.study).read_text())
     arms = {m: spec[f"{m}_arms"] for m in METHODS}
@@ -153,12 +229,16 @@ def main() -> int:
         if run([str(BIN / "essa-hpc"), "sft", spec["config"], *spec.get("common", []), *spec.get("sft", []),
                 "--out", str(sft)]) != 0:
             return 1
-    summary = {"study": args.study, "ranks": args.ranks, "screen": {m: {} for m in METHODS}, "best": {},
-               "levers": {}, "final": {}}
+    results, fingerprint = ROOT / args.results, sft_fingerprint(sft)
+    summary = (None if args.fresh else carried_summary(out, results, fingerprint)) or {
+        "screen": {m: {} for m in METHODS}, "best": {}, "levers": {}, "final": {}}
+    summary.update(study=args.study, ranks=args.ranks, sft=fingerprint)
+    if args.fresh:
+        (out / "scaling.json").unlink(missing_ok=True)
     stages = {"screen": screen_stage, "levers": levers_stage, "final": final_stage}
     for name in STAGES[:STAGES.index(args.stage) + 1]:
         if name in stages:
-            stages[name](spec, arms, sft, out, args.ranks, summary)
+            stages[name](spec, arms, sft, out, args.ranks, summary, lambda: write(out, summary, results))
         elif run([sys.executable, str(ROOT / "tools" / SCRIPTS[name]), *script_args(name, args)]) != 0:
             return 1
     print_summary(summary)
@@ -174,7 +254,7 @@ def print_summary(summary: dict) -> None:
     for method in METHODS:
         line = "  ".join(f"{n}={v['validation_final']:.3f}" for n, v in summary["screen"][method].items())
         print(f"{method}: best {summary['best'][method]}; validation at the screen budget: {line}")
-        if method in summary["final"]:
+        if "final_mean" in summary["final"].get(method, {}):
             f = summary["final"][method]
             print(f"{method} final ({f['arm']}): held-out {f['final_mean']:.3f} +/- {f['final_sd']:.3f}, "
                   f"peak {f['peak_mean']:.3f}, gain over the start {f['gain_mean']:+.3f}")

@@ -60,7 +60,7 @@ def finals_table(summary: dict) -> list[str]:
              "training min | samples |", "|---|---|---|---|---|---|---|---|---|---|"]
     for m in METHODS:
         f = summary["final"].get(m)
-        if not f:
+        if not f or "final" not in f:  # no seed of this method has finished yet
             continue
         n = len(f["final"])
         selected = pm(f["selected_mean"], f["selected_sd"]) if "selected" in f else "-"

@@ -1,12 +1,17 @@
 """tools/study_fair.py end to end on the tiny model: equal arms per method at one wall-time budget,
-scored on validation, the best arm of each with two seeds, and a rerun that starts nothing."""
+scored on validation, the best arm of each with two seeds, a rerun that starts nothing, and a fresh
+checkout (nothing but the kept results) that resumes from the record."""
 import json
+import shutil
 import subprocess
 import sys
 
 import yaml
 
 from helpers import ROOT, TINY, cli_env, metrics
+
+sys.path.insert(0, str(ROOT / "tools"))
+import study_fair  # noqa: E402
 
 ARM = ["baseline.batch_size=8", "baseline.num_generations=4"]
 SPEC = {"config": str(TINY), "common": ["task.heldout_size=8", "task.validation_size=8", "run.eval_every=2",
@@ -69,8 +74,44 @@ def test_the_fair_study_runs_end_to_end_and_resumes_without_rerunning(tmp_path):
         assert (tmp_path / "results" / name).stat().st_size > 0
     again = study(tmp_path, SPEC)
     assert again.returncode == 0 and "essa-hpc" not in again.stdout, again.stdout[-2000:]
+    # A fresh checkout: the scratch dir is gone, only --results is left. The SFT start is rebuilt, finds
+    # itself identical, and every recorded run is skipped, scaling included.
+    shutil.rmtree(out)
+    fresh = study(tmp_path, SPEC)
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    started = [line for line in fresh.stdout.splitlines() if line.startswith("+ ") and "essa-hpc" in line]
+    assert len(started) == 1 and " sft " in started[0], started
+    resumed = json.loads((out / "fair_summary.json").read_text())
+    assert resumed["final"] == summary["final"] and resumed["screen"] == summary["screen"]
+    assert json.loads((out / "scaling.json").read_text()) == scaling
+    # One more final seed in the spec: only that seed's two runs start (one per method).
+    more = study(tmp_path, {**SPEC, "final": {"budget_s": 1, "seeds": [0, 1, 2]}})
+    assert more.returncode == 0, more.stderr[-3000:]
+    started = [line for line in more.stdout.splitlines() if line.startswith("+ ") and "run.seed=2" in line]
+    assert len(started) == 2 and len(json.loads((out / "fair_summary.json").read_text())["final"]["grpo"]["final"]) == 3
 
 
 def test_unequal_arm_counts_are_refused(tmp_path):
     proc = study(tmp_path, {**SPEC, "grpo_arms": SPEC["grpo_arms"][:1]})
     assert proc.returncode != 0 and "unequal tuning budget: 2 ESSA arms against 1 GRPO arms" in proc.stderr
+
+
+def test_a_record_from_another_sft_start_is_not_resumed(tmp_path, capsys):
+    out, results = tmp_path / "out", tmp_path / "results"
+    out.mkdir()
+    results.mkdir()
+    (results / "fair_summary.json").write_text(json.dumps({"sft": "aaaa", "screen": {"essa": {"x": {}}}}))
+    (results / "fair_scaling.json").write_text(json.dumps({"sft": "aaaa"}))
+    assert study_fair.carried_summary(out, results, "bbbb") is None
+    assert "made from another SFT start (aaaa, this one is bbbb)" in capsys.readouterr().out
+    assert not (out / "scaling.json").exists()
+    carried = study_fair.carried_summary(out, results, "aaaa")
+    assert carried["screen"] == {"essa": {"x": {}}} and (out / "scaling.json").is_file()
+
+
+def test_a_recorded_run_is_skipped_only_with_the_same_inputs():
+    want = study_fair.run_inputs("essa", SPEC, ["strategy.kind=cma_es"], 0, 300, 2)
+    assert study_fair.recorded({"inputs": dict(want)}, want)
+    for changed in ({"seed": 1}, {"budget_s": 1800}, {"ranks": 1}, {"overrides": ["strategy.kind=open_es"]}):
+        assert not study_fair.recorded({"inputs": {**want, **changed}}, want)
+    assert not study_fair.recorded(None, want) and not study_fair.recorded({"validation_final": 0.7}, want)
