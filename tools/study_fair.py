@@ -30,10 +30,12 @@ the choice, the finals (seed by seed, alternating methods) and the targets.
 
 Resuming. The study takes longer than one batch job or one session, and <out> is scratch, so every
 finished run is recorded in fair_summary.json with its inputs (method, config, overrides, seed,
-budget, ranks) and the SFT start's fingerprint, and the summary is also written to --results after
+budget, ranks) and the SFT start it ran from, and the summary is also written to --results after
 each run. A later invocation, from the same <out> or from a fresh checkout holding only the
-committed --results, skips every run recorded with the same inputs on the same SFT start (the SFT
-is deterministic, and is rebuilt if <out> is empty). A summary from another SFT start is not used.
+committed --results, skips every run recorded with the same inputs on the same SFT start (rebuilt
+if <out> is empty). The start is known by its recipe and its held-out score: the SFT is
+deterministic on one machine, but another VM's float kernels change its last bits, so each run
+also records the adapter's own hash. A summary from another SFT start is not used.
 Of the unrecorded runs, one whose adapter exists is read back, an interrupted ES run resumes (its
 budget counts the generations already logged), and a GRPO run starts again. --fresh ignores the
 records. ES arms run on --ranks MPI ranks; GRPO arms in one process with --ranks torch threads, so
@@ -100,24 +102,31 @@ def recorded(entry: dict | None, inputs: dict) -> bool:
     return bool(entry) and entry.get("inputs") == inputs
 
 
-def sft_fingerprint(sft: Path) -> str:
-    return hashlib.sha256((sft / "adapter_model.safetensors").read_bytes()).hexdigest()[:16]
+def sft_start(sft: Path, spec: dict) -> dict:
+    """Which SFT start the records belong to: its recipe and its held-out score ("id"), and the adapter's
+    bytes ("adapter", kept with every run for the record). The bytes do not decide: the same recipe gives
+    the same bytes on one machine but not on another VM of the same CPU model (its float kernels differ in
+    the last bits), while the held-out score stays the same."""
+    recipe = {"config": spec["config"], "common": spec.get("common", []), "sft": spec.get("sft", []),
+              "heldout": json.loads((sft / "sft_summary.json").read_text())["heldout_reward"]}
+    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+    return {"id": digest, "adapter": hashlib.sha256((sft / "adapter_model.safetensors").read_bytes()).hexdigest()[:16]}
 
 
-def carried_summary(out: Path, results: Path, fingerprint: str) -> dict | None:
+def carried_summary(out: Path, results: Path, start_id: str) -> dict | None:
     """The study's record from <out>, else from --results (a fresh checkout), if it was made from this SFT
     start; the scaling measurement travels with it."""
     for path in (out / "fair_summary.json", results / "fair_summary.json"):
         if not path.is_file():
             continue
         summary = json.loads(path.read_text())
-        if summary.get("sft") != fingerprint:
+        if summary.get("sft") != start_id:
             print(f"study_fair: not resuming from {path}: it was made from another SFT start "
-                  f"({summary.get('sft')}, this one is {fingerprint})", flush=True)
+                  f"({summary.get('sft')}, this one is {start_id})", flush=True)
             continue
         scaling = results / "fair_scaling.json"
         if not (out / "scaling.json").is_file() and scaling.is_file() \
-                and json.loads(scaling.read_text()).get("sft") == fingerprint:
+                and json.loads(scaling.read_text()).get("sft") == start_id:
             shutil.copy(scaling, out / "scaling.json")
         return summary
     return None
@@ -140,7 +149,8 @@ def screen_stage(spec, arms, sft, out, ranks, summary, save) -> None:
                 continue
             run_dir = out / "screen" / method / arm["name"]
             got = ensure(method, spec, sft, arm["overrides"], screen["seed"], screen["budget_s"], run_dir, ranks)
-            summary["screen"][method][arm["name"]] = {"inputs": want, "overrides": arm["overrides"],
+            summary["screen"][method][arm["name"]] = {"inputs": want, "sft_adapter": summary["sft_adapter"],
+                                                      "overrides": arm["overrides"],
                                                       "validation_final": got["validation"][-1][2],
                                                       "validation_curve": got["validation"],
                                                       **(rollout_speed(run_dir) if method == "essa" else {})}
@@ -163,7 +173,8 @@ def levers_stage(spec, arms, sft, out, ranks, summary, save) -> None:
             continue
         run_dir = out / "levers" / "essa" / lever["name"]
         got = ensure("essa", spec, sft, overrides, screen["seed"], screen["budget_s"], run_dir, ranks)
-        summary["levers"][lever["name"]] = {"inputs": want, "on": best["name"], "overrides": lever["overrides"],
+        summary["levers"][lever["name"]] = {"inputs": want, "sft_adapter": summary["sft_adapter"], "on": best["name"],
+                                            "overrides": lever["overrides"],
                                             "validation_final": got["validation"][-1][2],
                                             "validation_curve": got["validation"], **rollout_speed(run_dir)}
         save()
@@ -191,7 +202,7 @@ def final_stage(spec, arms, sft, out, ranks, summary, save) -> None:
                 continue
             got = ensure(method, spec, sft, best[method]["overrides"], seed, final["budget_s"],
                          out / "final" / method / f"seed{seed}", ranks)
-            entry["runs"][f"seed{seed}"] = {**got, "inputs": want}
+            entry["runs"][f"seed{seed}"] = {**got, "inputs": want, "sft_adapter": summary["sft_adapter"]}
             summarise(summary, final["seeds"])
             save()
     summarise(summary, final["seeds"])
@@ -229,10 +240,13 @@ def main() -> int:
         if run([str(BIN / "essa-hpc"), "sft", spec["config"], *spec.get("common", []), *spec.get("sft", []),
                 "--out", str(sft)]) != 0:
             return 1
-    results, fingerprint = ROOT / args.results, sft_fingerprint(sft)
-    summary = (None if args.fresh else carried_summary(out, results, fingerprint)) or {
+    results, start = ROOT / args.results, sft_start(sft, spec)
+    summary = (None if args.fresh else carried_summary(out, results, start["id"])) or {
         "screen": {m: {} for m in METHODS}, "best": {}, "levers": {}, "final": {}}
-    summary.update(study=args.study, ranks=args.ranks, sft=fingerprint)
+    if summary.get("sft_adapter", start["adapter"]) != start["adapter"]:
+        print(f"study_fair: this SFT start's bytes ({start['adapter']}) differ from the last run's "
+              f"({summary['sft_adapter']}); same recipe and held-out score, so the records stand", flush=True)
+    summary.update(study=args.study, ranks=args.ranks, sft=start["id"], sft_adapter=start["adapter"])
     if args.fresh:
         (out / "scaling.json").unlink(missing_ok=True)
     stages = {"screen": screen_stage, "levers": levers_stage, "final": final_stage}

@@ -115,3 +115,19 @@ def test_a_recorded_run_is_skipped_only_with_the_same_inputs():
     for changed in ({"seed": 1}, {"budget_s": 1800}, {"ranks": 1}, {"overrides": ["strategy.kind=open_es"]}):
         assert not study_fair.recorded({"inputs": {**want, **changed}}, want)
     assert not study_fair.recorded(None, want) and not study_fair.recorded({"validation_final": 0.7}, want)
+
+
+def test_the_sft_start_is_known_by_its_recipe_and_score_not_its_last_bits(tmp_path):
+    def start(adapter: bytes, heldout: float, spec=SPEC):
+        sft = tmp_path / "sft"
+        sft.mkdir(exist_ok=True)
+        (sft / "adapter_model.safetensors").write_bytes(adapter)
+        (sft / "sft_summary.json").write_text(json.dumps({"heldout_reward": heldout}))
+        return study_fair.sft_start(sft, spec)
+
+    first = start(b"weights", 0.648)
+    other_machine = start(b"weightz", 0.648)  # the same recipe on another VM: other bits, same score
+    assert other_machine["id"] == first["id"] and other_machine["adapter"] != first["adapter"]
+    assert start(b"weights", 0.650)["id"] != first["id"]
+    assert start(b"weights", 0.648, {**SPEC, "sft": ["sft.steps=3"]})["id"] != first["id"]
+    assert start(b"weights", 0.648, {**SPEC, "common": []})["id"] != first["id"]
