@@ -16,6 +16,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from study_results import selected_heldout
+
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("essa", "grpo")
 
@@ -68,6 +70,20 @@ def finals_table(summary: dict) -> list[str]:
                      f"{pm(f['final_mean'], f['final_sd'])} | {pm(f['peak_mean'], f['peak_sd'])} | {selected} | "
                      f"{f['gain_mean']:+.3f} ({', '.join(f'{g:+.3f}' for g in f['gain'])}) | "
                      f"{sum(f['train_s']) / n / 60:.1f} | {sum(f['samples']) / n:,.0f} |")
+    return lines
+
+
+def seeds_table(summary: dict) -> list[str]:
+    """Each final run on its own, with its pace: the finals may run on different VMs (one session each),
+    and under a wall-time budget a slower VM means fewer steps."""
+    lines = ["| method | seed | steps | training min | s/step | start | final | peak | selected on validation |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for m in METHODS:
+        for seed, run in summary["final"].get(m, {}).get("runs", {}).items():
+            (t, _, start, _), (t_end, _, final, steps) = run["heldout"][0], run["heldout"][-1]
+            lines.append(f"| {m.upper()} | {seed.removeprefix('seed')} | {steps} | {t_end / 60:.1f} | "
+                         f"{t_end / max(steps, 1):.1f} | {start:.3f} | {final:.3f} | "
+                         f"{max(h[2] for h in run['heldout']):.3f} | {selected_heldout(run):.3f} |")
     return lines
 
 
@@ -148,6 +164,7 @@ def main() -> int:
     sections = [("Screen: every arm, scored on validation", screen_table(summary)),
                 ("ESSA levers", levers_table(summary)),
                 ("Finals: held-out accuracy", finals_table(summary) if summary["final"] else []),
+                ("Finals, seed by seed", seeds_table(summary) if summary["final"] else []),
                 ("Reaching the other method's accuracy (mean curve over seeds)", reaching_table(summary)),
                 ("Parallel scaling, 1 to 2 workers", scaling_table(scaling) if scaling else []),
                 ("Projection to N workers", projection_table(projection) if projection else [])]
