@@ -67,7 +67,8 @@ def test_the_fair_study_runs_end_to_end_and_resumes_without_rerunning(tmp_path):
     for method, check in projection["check_n2"].items():
         assert check["measured_step_s"] == scaling[method]["n2"]["step_s"]
     report = (tmp_path / "results" / "fair_study.md").read_text()
-    for heading in ("## Screen", "## ESSA levers", "## Finals", "## Parallel scaling", "## Projection"):
+    for heading in ("## Screen", "## ESSA levers", "## Finals", "## Finals, seed by seed", "## Parallel scaling",
+                    "## Projection"):
         assert heading in report
     for name in ("fair_summary.json", "fair_scaling.json", "fair_projection.json", "fair_projection.png",
                  "fair_curves.png"):
