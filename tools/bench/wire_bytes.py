@@ -87,7 +87,7 @@ def measure_once(model: str, from_gen: int, to_gen: int, workdir: Path, timeout:
                          capture_output=True, text=True, env=env, cwd=ROOT, check=True).stdout
     job = re.search(r"Submitted batch job (\d+)", out).group(1)
     marks: dict[int, tuple[float, int, int]] = {}
-    deadline = time.time() + timeout
+    deadline, next_log_check = time.time() + timeout, 0.0
     while len(marks) < 2:
         if time.time() > deadline:
             log = workdir / f"{job}.out"
@@ -98,6 +98,13 @@ def measure_once(model: str, from_gen: int, to_gen: int, workdir: Path, timeout:
         for g in (from_gen, to_gen):
             if g in gens and g not in marks:
                 marks[g] = (time.time(), *wire_counter())
+        if not gens and time.time() > next_log_check:  # a garbled PMI exchange can also hang, not fail
+            next_log_check = time.time() + 1.0
+            log = workdir / f"{job}.out"
+            if log.is_file() and "mpi/pmi2: invalid client request" in log.read_text():
+                subprocess.run(["scancel", job], capture_output=True)
+                raise LaunchFailed(f"job {job} ({model}): the pmi2 exchange was garbled before MPI_Init "
+                                   f"returned; cancelled: {log.read_text()[-1500:]}")
         if len(marks) < 2 and _job_state(job) in ("FAILED", "CANCELLED", "NODE_FAIL", "TIMEOUT", "COMPLETED"):
             log = (workdir / f"{job}.out").read_text()
             if "MPI_Init" in log and "pmi2" in log and not _metrics(run_dir):
