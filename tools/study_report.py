@@ -80,7 +80,7 @@ def seeds_table(summary: dict) -> list[str]:
              "|---|---|---|---|---|---|---|---|---|"]
     for m in METHODS:
         for seed, run in summary["final"].get(m, {}).get("runs", {}).items():
-            (t, _, start, _), (t_end, _, final, steps) = run["heldout"][0], run["heldout"][-1]
+            (_, _, start, _), (t_end, _, final, steps) = run["heldout"][0], run["heldout"][-1]
             lines.append(f"| {m.upper()} | {seed.removeprefix('seed')} | {steps} | {t_end / 60:.1f} | "
                          f"{t_end / max(steps, 1):.1f} | {start:.3f} | {final:.3f} | "
                          f"{max(h[2] for h in run['heldout']):.3f} | {selected_heldout(run):.3f} |")

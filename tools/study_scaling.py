@@ -103,7 +103,8 @@ def main() -> int:
     arms = {m: next(a["overrides"] for a in spec[f"{m}_arms"] if a["name"] == summary["best"][m])
             for m in ("essa", "grpo")}
     sft, base = out / "sft", out / "scaling"
-    result = {"sft": summary.get("sft"), "sft_adapter": summary.get("sft_adapter"), "essa": {"arm": summary["best"]["essa"], "overrides": arms["essa"]},
+    result = {"sft": summary.get("sft"), "sft_adapter": summary.get("sft_adapter"),
+              "essa": {"arm": summary["best"]["essa"], "overrides": arms["essa"]},
               "grpo": {"arm": summary["best"]["grpo"], "overrides": arms["grpo"]}}
     for n in (1, 2):
         result["essa"][f"n{n}"] = essa_timing(spec, sft, arms["essa"], n, steps, base / f"essa-n{n}")

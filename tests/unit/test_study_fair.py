@@ -70,6 +70,10 @@ def test_the_fair_study_runs_end_to_end_and_resumes_without_rerunning(tmp_path):
     for heading in ("## Screen", "## ESSA levers", "## Finals", "## Finals, seed by seed", "## Parallel scaling",
                     "## Projection"):
         assert heading in report
+    seed_rows = report.split("## Finals, seed by seed")[1].split("##")[0]
+    for method in ("ESSA", "GRPO"):  # one row per final run, with its steps
+        for seed in (0, 1):
+            assert f"| {method} | {seed} | " in seed_rows, seed_rows
     for name in ("fair_summary.json", "fair_scaling.json", "fair_projection.json", "fair_projection.png",
                  "fair_curves.png"):
         assert (tmp_path / "results" / name).stat().st_size > 0
