@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Bytes on the wire per generation, on a real two-node SLURM cluster, for several model sizes.
 
-    tools/local_slurm.sh start --nodes 2      # root; nodes are namespaces on a private bridge
+    tools/cluster/local_slurm.sh start --nodes 2      # root; nodes are namespaces on a private bridge
     python tools/bench/wire_bytes.py [--models tiny-random tiny-random:64x4 shipped:smollm2-135m-instruct]
                                      [--from-gen 2 --to-gen 14] [--out bench/results/wire_bytes.json]
 
@@ -87,7 +87,7 @@ def measure_once(model: str, from_gen: int, to_gen: int, workdir: Path, timeout:
                          capture_output=True, text=True, env=env, cwd=ROOT, check=True).stdout
     job = re.search(r"Submitted batch job (\d+)", out).group(1)
     marks: dict[int, tuple[float, int, int]] = {}
-    deadline, next_log_check = time.time() + timeout, 0.0
+    deadline, next_log_check, gens = time.time() + timeout, 0.0, set()
     while len(marks) < 2:
         if time.time() > deadline:
             log = workdir / f"{job}.out"
@@ -140,7 +140,7 @@ def main() -> int:
     ap.add_argument("--workdir", help="where the run dirs and job logs go (default: a temp dir)")
     args = ap.parse_args()
     if not NODE2_VETH.is_dir():
-        print("wire_bytes: no node2 link; start the cluster first: tools/local_slurm.sh start --nodes 2", file=sys.stderr)
+        print("wire_bytes: no node2 link; start the cluster first: tools/cluster/local_slurm.sh start --nodes 2", file=sys.stderr)
         return 2
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="essa-wire-"))
     workdir.mkdir(parents=True, exist_ok=True)
