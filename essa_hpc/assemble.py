@@ -8,13 +8,14 @@ import logging
 import os
 from dataclasses import dataclass
 
-from essa_hpc.backends import build_rollout
 from essa_hpc.config import Config
-from essa_hpc.rankenv import RankEnv
+from essa_hpc.config.tasks import reward_isolation
+from essa_hpc.generation import build_rollout
 from essa_hpc.rewards import FaultCounter, RewardRunner
+from essa_hpc.runtime.rankenv import RankEnv
 from essa_hpc.spaces import build_space
 from essa_hpc.strategies import build_strategy
-from essa_hpc.tasks import build_task, reward_isolation
+from essa_hpc.tasks import build_task
 
 log = logging.getLogger(__name__)
 

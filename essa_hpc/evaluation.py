@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from essa_hpc import seeding
-from essa_hpc.comm import Comm
 from essa_hpc.rewards import RewardRunner
-from essa_hpc.runlog import Stopwatch
+from essa_hpc.runtime import seeding
+from essa_hpc.runtime.comm import Comm
+from essa_hpc.runtime.runlog import Stopwatch
 
 
 def candidate_groups(population: int, group_size: int) -> list[range]:

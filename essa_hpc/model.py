@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from essa_hpc import seeding
 from essa_hpc.config import ModelConfig
-from essa_hpc.model_names import TINY, check_model_name, looks_like_path, shipped_gguf
+from essa_hpc.config.model_names import TINY, check_model_name, looks_like_path, shipped_gguf
+from essa_hpc.runtime import seeding
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

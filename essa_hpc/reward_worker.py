@@ -26,10 +26,11 @@ def _serve(conn, task_cfg: dict, run_seed: int) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the rank's to handle
     from essa_hpc.config import TaskConfig
+    from essa_hpc.config.dataclass_io import section_from_dict
     from essa_hpc.rewards import call_guarded
     from essa_hpc.tasks import build_task
 
-    task = build_task(TaskConfig(**task_cfg), run_seed)
+    task = build_task(section_from_dict(TaskConfig, task_cfg, "task"), run_seed)  # its kinds' sub-sections too
     conn.send(("ready", os.getpid()))
     while True:
         try:

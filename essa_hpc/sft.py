@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from essa_hpc import seeding
 from essa_hpc.config import Config
+from essa_hpc.runtime import seeding
 
 log = logging.getLogger(__name__)
 IGNORE = -100

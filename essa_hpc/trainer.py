@@ -19,13 +19,14 @@ import numpy as np
 from tqdm import tqdm
 
 from essa_hpc.assemble import Parts, build_search, initial_sigma
-from essa_hpc.checkpoint_manager import CheckpointManager, FnState
-from essa_hpc.comm import Comm
+from essa_hpc.checkpoint.manager import CheckpointManager, FnState
 from essa_hpc.config import Config
 from essa_hpc.evaluation import evaluate_population, heldout_score
-from essa_hpc.preempt import EXIT_INTERRUPTED, Preemption
 from essa_hpc.rewards import FAULT_KINDS
-from essa_hpc.runlog import MetricsLog, Stopwatch, write_summary
+from essa_hpc.runtime import budget
+from essa_hpc.runtime.comm import Comm
+from essa_hpc.runtime.preempt import EXIT_INTERRUPTED, Preemption
+from essa_hpc.runtime.runlog import MetricsLog, Stopwatch, write_summary
 from essa_hpc.selection import BestOnValidation
 
 log = logging.getLogger(__name__)
@@ -108,12 +109,8 @@ class Trainer:
         return sum(r.get("step_s", 0.0) - r.get("heldout_s", 0.0) for r in self.metrics.records)
 
     def over_budget(self, seconds_this_step: float) -> bool:
-        """Whether ``run.budget_s`` is spent once this step is counted; rank 0's clock decides for all
-        (one more int32 allreduce per generation, only when a budget is set)."""
-        budget = self.cfg.run.budget_s
-        if not budget:
-            return False
-        return self.comm.any(self.comm.is_root and self.es_seconds() + seconds_this_step >= budget)
+        """Whether ``run.budget_s`` is spent once this step is counted (rank 0's records decide)."""
+        return budget.spent(self.comm, self.cfg.run.budget_s, self.es_seconds() + seconds_this_step)
 
     def batch_size(self) -> int:
         """Prompts per candidate for the generation being computed (task.late_batch_size late in the run)."""
@@ -144,7 +141,7 @@ class Trainer:
             self.log_start()
         bar = tqdm(total=cfg.run.generations, initial=self.generation, desc="ES", unit="gen", dynamic_ncols=True,
                    disable=not (comm.is_root and cfg.run.progress))
-        budget_spent = cfg.run.budget_s and comm.any(comm.is_root and self.es_seconds() >= cfg.run.budget_s)
+        budget_spent = budget.spent(comm, cfg.run.budget_s, self.es_seconds())
         while self.generation < cfg.run.generations and not budget_spent:  # a budget-finished run stays finished
             record, stop = self.step()
             if record.get("budget_stop"):
@@ -160,7 +157,8 @@ class Trainer:
                 return stop
         bar.close()
         if comm.is_root:
-            write_summary(self.run_dir / "summary.json", self.metrics.records, cfg.run.generations, self.export())
+            write_summary(self.run_dir / "summary.json", self.metrics.records, cfg.run.generations, FAULT_KINDS,
+                          self.export())
         return 0
 
     def export(self) -> dict:

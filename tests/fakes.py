@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from essa_hpc import seeding
 from essa_hpc.assemble import Parts
-from essa_hpc.comm import Comm
-from essa_hpc.preempt import EXIT_PREEMPTED, Preemption
 from essa_hpc.rewards import FaultCounter, RewardRunner
+from essa_hpc.runtime import seeding
+from essa_hpc.runtime.comm import Comm
+from essa_hpc.runtime.preempt import EXIT_PREEMPTED, Preemption
 
 
 class FakeSpace:

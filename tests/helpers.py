@@ -79,3 +79,12 @@ def rank_pids(run_dir: Path) -> list[int]:
 def train_cmd(run_dir: Path, *extra: str, ranks: int | None = None, config: Path = TINY) -> list[str]:
     cmd = [str(BIN / "essa-hpc"), "train", str(config), *extra, "--run-dir", str(run_dir)]
     return [mpiexec(), "-n", str(ranks), *cmd] if ranks else cmd
+
+
+def custom_task(reward_fn: str, **keys):
+    """A ``task.kind=custom`` section with ``task.custom.reward_fn`` and the given common keys."""
+    from essa_hpc.config import TaskConfig
+
+    cfg = TaskConfig(kind="custom", **keys)
+    cfg.custom.reward_fn = reward_fn
+    return cfg

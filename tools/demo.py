@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT / "tools" / "bench"))
 from common import describe_machine  # noqa: E402
+
 MIN_GENERATIONS, MAX_GENERATIONS = 10, 80
 
 

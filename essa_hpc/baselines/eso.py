@@ -21,8 +21,8 @@ from pathlib import Path
 
 from trl import GRPOTrainer
 
-from essa_hpc.baselines.prompts import RolloutPrompts
 from essa_hpc.baselines.grpo import build_trainer, finish, grpo_args
+from essa_hpc.baselines.prompts import RolloutPrompts
 from essa_hpc.baselines.run_log import TimedGeneration
 from essa_hpc.sft import collate, sft_examples
 

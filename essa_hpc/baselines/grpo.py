@@ -23,11 +23,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from essa_hpc.baselines.data_parallel import Group
 from essa_hpc.baselines.prompts import RolloutPrompts, prompt_dataset, prompt_items
 from essa_hpc.baselines.run_log import BaselineRun, MetricsCallback, TimedGeneration
 from essa_hpc.baselines.task_reward import TaskReward
 from essa_hpc.baselines.trl_args import completion_length, quiet_trainer, trl_common_args
+from essa_hpc.runtime.comm import torch_distributed_comm
 from essa_hpc.sft import lora_model
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 def grpo_args(cfg, run_dir: Path, device: str = "cpu", **overrides):
     from trl import GRPOConfig
 
-    b, world = cfg.baseline, Group.current().world
+    b, world = cfg.baseline, torch_distributed_comm().world
     kwargs = dict(trl_common_args(cfg, run_dir, device, world), per_device_train_batch_size=b.batch_size // world,
                   num_generations=b.num_generations, max_completion_length=completion_length(cfg),
                   temperature=b.temperature, top_p=1.0, top_k=0, beta=b.grpo.beta, loss_type=b.grpo.loss_type,
@@ -75,9 +75,9 @@ def weights_checksum(model) -> float:
 
 def finish(trainer, run: BaselineRun) -> dict:
     out = run.run_dir / "adapter"
-    if not run.group.same_on_every_rank(weights_checksum(trainer.model)):
+    if run.comm.mismatched_ranks(repr(weights_checksum(trainer.model))):
         raise RuntimeError(f"{run.method}: the data-parallel ranks ended with different weights")
-    if run.group.is_root:  # the ranks hold the same weights (DDP); one writes them
+    if run.comm.is_root:  # the ranks hold the same weights (DDP); one writes them
         trainer.model.save_pretrained(str(out), selected_adapters=["default"])
         log.info("%s: exported PEFT adapter to %s", run.method, out)
     last = run.metrics.records[-1]

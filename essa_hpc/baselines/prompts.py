@@ -12,7 +12,7 @@ ESO finds the gold answers of a batch by it). Items never travel through Arrow, 
 """
 from __future__ import annotations
 
-from essa_hpc.prompts import PromptRenderer
+from essa_hpc.generation.prompts import PromptRenderer
 
 
 def prompt_items(task, n: int, per_step: int) -> list[dict]:

@@ -17,11 +17,11 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from essa_hpc.baselines.data_parallel import Group
-from essa_hpc.comm import Comm
 from essa_hpc.evaluation import heldout_score
-from essa_hpc.rollout import HFRollout
-from essa_hpc.runlog import MetricsLog
+from essa_hpc.generation.rollout import HFRollout
+from essa_hpc.runtime import budget
+from essa_hpc.runtime.comm import Comm, torch_distributed_comm
+from essa_hpc.runtime.runlog import MetricsLog
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +31,10 @@ class BaselineRun:
 
     def __init__(self, cfg, parts, run_dir: Path, method: str):
         self.cfg, self.parts, self.run_dir, self.method = cfg, parts, Path(run_dir), method
-        self.group = Group.current()
+        self.comm = torch_distributed_comm()  # one process unless torchrun started several
         self.heldout_items = parts.task.heldout()
         self.validation_items = parts.task.validation()  # empty unless task.validation_size > 0
-        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", enabled=self.group.is_root)
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", enabled=self.comm.is_root)
         self.metrics.reset([])
         self.t0 = time.perf_counter()
         self.eval_wall_s = 0.0
@@ -45,7 +45,7 @@ class BaselineRun:
         the validation score too when there is a validation set, and the seconds both took. Rank 0 only:
         the other data-parallel ranks return at once and wait for it at the next collective."""
         t = time.perf_counter()
-        if not self.group.is_root:
+        if not self.comm.is_root:
             return {"heldout_s": 0.0}
         was_training = model.training
         model.eval()
@@ -115,16 +115,16 @@ class MetricsCallback(TrainerCallback):
         step = state.global_step
         if not logs or "loss" not in logs or step == self.last_step:
             return
-        every, budget = self.run.cfg.baseline.eval_every, self.run.cfg.baseline.budget_s
-        group = self.run.group
-        over_budget = bool(budget) and group.root_decides(self.run.training_seconds() >= budget)
+        every, budget_s = self.run.cfg.baseline.eval_every, self.run.cfg.baseline.budget_s
+        comm = self.run.comm
+        over_budget = budget.spent(comm, budget_s, self.run.training_seconds())
         evaluate = step >= state.max_steps or over_budget or (every > 0 and step % every == 0)
         if over_budget:  # finish as if baseline.steps were reached: this step is the last, and evaluated
             control.should_training_stop = True
         if self.reward is not None:
-            self.run.samples = self.reward.samples * group.world  # every rank scores an equal share
+            self.run.samples = self.reward.samples * comm.world  # every rank scores an equal share
         fields = {name: float(logs[key]) for key, name in self.LOG_KEYS.items() if key in logs}
-        fields["reward_mean"] = group.mean(self.reward.pop_mean()) if self.reward is not None else None
+        fields["reward_mean"] = comm.mean_of_present(self.reward.pop_mean()) if self.reward is not None else None
         fields["step_s"] = time.perf_counter() - self.t_step
         if self.clock is not None:
             fields["generate_s"] = self.clock.generate_seconds - self.generated_s

@@ -11,7 +11,7 @@ which is the base, not the merged SFT model).
 Preference pairs come from the task's verifiable reward: for each training prompt (step s's prompts are
 ``task.minibatch(s, batch_size)``) the starting model samples ``k`` completions at ``baseline.temperature``
 through ``HFRollout.generate``, the generation path ESSA is scored with (its batching, left padding and EOS
-handling; one seed per chunk of ``rollout.max_rows`` rows from ``essa_hpc.seeding``); the pair is
+handling; one seed per chunk of ``rollout.max_rows`` rows from ``essa_hpc.runtime.seeding``); the pair is
 (best, worst) when their rewards differ, else the prompt is dropped. Pairs are stored as token ids
 (the sampled tokens themselves, prompt ids from ``HFRollout.token_ids``), so DPO scores exactly the
 sequences the policy produced; ``<run_dir>/pairs.jsonl`` keeps them as text with their rewards.
@@ -26,13 +26,13 @@ from pathlib import Path
 import numpy as np
 from trl import DPOConfig, DPOTrainer
 
-from essa_hpc import seeding
 from essa_hpc.baselines import BaselineError
 from essa_hpc.baselines.prompts import prompt_items
 from essa_hpc.baselines.run_log import BaselineRun, MetricsCallback
 from essa_hpc.baselines.trl_args import completion_length, quiet_trainer, trl_common_args
+from essa_hpc.generation.rollout import HFRollout
 from essa_hpc.model import model_fingerprint
-from essa_hpc.rollout import HFRollout
+from essa_hpc.runtime import seeding
 
 log = logging.getLogger(__name__)
 

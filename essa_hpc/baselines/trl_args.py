@@ -3,7 +3,7 @@
 The baselines follow the model's device (on CPU ``use_cpu=True``, no bf16, no gradient
 checkpointing), save no TRL checkpoints (the methods export their own adapter or model), log every step (``logging_steps=1``, which
 ``MetricsCallback`` relies on for one metrics line per step) and take their seed from the
-``baseline_sampling`` stream of ``essa_hpc.seeding``, so a baseline run is reproducible from ``run.seed``.
+``baseline_sampling`` stream of ``essa_hpc.runtime.seeding``, so a baseline run is reproducible from ``run.seed``.
 Under torchrun (``data_parallel.py``) DDP runs on gloo on CPU and nccl on GPUs, without the search for
 unused parameters (every LoRA weight gets a gradient every step).
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from essa_hpc import seeding
+from essa_hpc.runtime import seeding
 
 
 def trl_seed(cfg) -> int:

@@ -10,22 +10,22 @@ from pathlib import Path
 
 from essa_hpc import config as config_mod
 from essa_hpc.assemble import build_parts, set_threads
-from essa_hpc.rankenv import RankEnv
-from essa_hpc.runlog import setup_logging
-from essa_hpc.validation import validate
+from essa_hpc.config.validation import validate
+from essa_hpc.runtime.rankenv import RankEnv
+from essa_hpc.runtime.runlog import setup_logging
 
 log = logging.getLogger("essa_hpc")
 
 
 def run_baseline(args, env: RankEnv) -> int:
-    from essa_hpc import baselines
-    from essa_hpc.baselines import data_parallel
+    from essa_hpc.baselines import BaselineError, data_parallel
+    from essa_hpc.config.baselines import BASELINES, check_method
 
     cfg = config_mod.load(args.config, args.overrides)
     if args.run_dir:
         cfg.run.run_dir = args.run_dir
     validate(cfg)
-    baselines.check(args.method, cfg)  # before logging, run dir or model
+    check_method(args.method, cfg)  # before logging, run dir or model
     data_parallel.check(args.method, cfg, env)
     run_dir = Path(cfg.run.run_dir)
     setup_logging(env.rank, run_dir)
@@ -41,8 +41,8 @@ def run_baseline(args, env: RankEnv) -> int:
     data_parallel.start_group(env)
     try:
         parts = build_parts(cfg, with_space=False, env=env)
-        summary = baselines.BASELINES.load(args.method)(cfg, parts, run_dir)
-    except baselines.BaselineError as exc:  # e.g. no preference pairs: the user can fix it; one line
+        summary = BASELINES.load(args.method)(cfg, parts, run_dir)
+    except BaselineError as exc:  # e.g. no preference pairs: the user can fix it; one line
         print(f"essa-hpc baseline: error: {exc}", file=sys.stderr)
         return 1
     if not env.is_root:

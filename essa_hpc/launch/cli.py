@@ -64,17 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="adapter directory (default: sft.out_dir or <run.run_dir>/sft)")
     p.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation after training")
 
-    p = sub.add_parser("baseline", help="train a gradient baseline through TRL: grpo | trdpo | eso",
+    from essa_hpc.config.baselines import BASELINES  # the declarations: light, no TRL or torch
+
+    methods = " | ".join(BASELINES.names())
+    parallel = ", ".join(BASELINES.with_capability("data_parallel")) or "none"
+    p = sub.add_parser("baseline", help=f"train a gradient baseline through TRL: {methods}",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
                        description="Train a baseline the ESSA papers compare against on the same task, start adapter\n"
-                                   "(space.init) and held-out set, in one process; grpo also data-parallel under\n"
-                                   "torchrun --standalone --nproc_per_node N --no-python essa-hpc baseline grpo ...\n"
-                                   "METHOD is one of\n"
-                                   "  grpo   TRL GRPOTrainer on a LoRA of the space's rank and target modules\n"
-                                   "  trdpo  TRL DPOTrainer with a soft-updated reference (TR-DPO), full fine-tune\n"
-                                   "  eso    REINFORCE over several sampling temperatures plus the SFT loss\n"
-                                   "Settings are the baseline.* keys. Writes metrics.jsonl, config.yaml and adapter/.")
-    p.add_argument("method", metavar="METHOD", help="grpo | trdpo | eso")
+                                   "(space.init) and held-out set, in one process; data-parallel under torchrun\n"
+                                   "(torchrun --standalone --nproc_per_node N --no-python essa-hpc baseline METHOD ...)\n"
+                                   f"for: {parallel}. METHOD is one of\n"
+                                   + "".join(f"  {s.name:<7}{s.help}\n" for s in BASELINES.specs())
+                                   + "Settings are the baseline.* keys. Writes metrics.jsonl, config.yaml and adapter/.")
+    p.add_argument("method", metavar="METHOD", help=methods)  # checked with the config: one line, exit 2
     _add_config_args(p)
     p.add_argument("--run-dir", help="output directory (overrides run.run_dir)")
 
@@ -114,14 +116,14 @@ def main(argv: list[str] | None = None, owns_process: bool | None = None) -> int
     if extra:
         args.overrides = list(args.overrides or []) + extra
     from essa_hpc.errors import ConfigError
-    from essa_hpc.rankenv import RankEnv
+    from essa_hpc.runtime.rankenv import RankEnv
 
     env = RankEnv.from_environ()  # the one read of the launcher's variables
     try:
         if args.command == "train":
             # Catch preemption signals before the slow imports and model load: SLURM may
             # send its warning while a requeued job is still starting up.
-            from essa_hpc.preempt import Preemption
+            from essa_hpc.runtime.preempt import Preemption
             flag = Preemption().install()
             from essa_hpc.launch.train_cmd import run_train
             try:

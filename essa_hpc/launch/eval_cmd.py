@@ -5,14 +5,14 @@ import json
 import logging
 from pathlib import Path
 
-from essa_hpc.checkpoint_manager import CheckpointManager
 from essa_hpc import config as config_mod
 from essa_hpc.assemble import build_parts, set_threads
-from essa_hpc.comm import Comm
+from essa_hpc.checkpoint.manager import CheckpointManager
+from essa_hpc.config.validation import validate
 from essa_hpc.errors import ConfigError
-from essa_hpc.rankenv import RankEnv
-from essa_hpc.runlog import setup_logging
-from essa_hpc.validation import validate
+from essa_hpc.runtime.comm import Comm
+from essa_hpc.runtime.rankenv import RankEnv
+from essa_hpc.runtime.runlog import setup_logging
 
 log = logging.getLogger("essa_hpc")
 
@@ -37,7 +37,7 @@ def run_config_of(run_dir: str | Path) -> config_mod.Config:
 
 def check_same_search(cfg: config_mod.Config, found: dict) -> None:
     """The checkpoint's adapter only means something in the model and space it was trained in."""
-    from essa_hpc.checkpoint_manager import changed_settings
+    from essa_hpc.checkpoint.manager import changed_settings
 
     keys = [k for k in config_mod.non_resumable_keys(cfg) if k.split(".")[0] in ("model", "space")]
     detail = changed_settings(config_mod.upgrade_saved(found["config"]), cfg.to_dict(), keys)
@@ -77,7 +77,7 @@ def run_eval(args, env: RankEnv) -> int:
     elif args.adapter:
         from peft import PeftModel
 
-        from essa_hpc.backends import build_rollout
+        from essa_hpc.generation import build_rollout
         peft_model = PeftModel.from_pretrained(parts.model, args.adapter)
         peft_model.eval()
         parts.rollout = build_rollout(peft_model, parts.tokenizer, cfg)

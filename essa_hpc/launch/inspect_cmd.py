@@ -10,9 +10,9 @@ import yaml
 
 from essa_hpc import checkpoint
 from essa_hpc import config as config_mod
+from essa_hpc.config.validation import validate
 from essa_hpc.errors import ConfigError
-from essa_hpc.rankenv import RankEnv
-from essa_hpc.validation import validate
+from essa_hpc.runtime.rankenv import RankEnv
 
 
 def _strategy_summary(state: dict) -> dict:
@@ -67,20 +67,9 @@ def run_config(args, env: RankEnv) -> int:
     return 0
 
 
-def slurm_job_state(job_id: str) -> str | None:
-    """The job's state from sacct (None where SLURM accounting is not available)."""
-    import shutil
-    import subprocess
-
-    if not shutil.which("sacct"):
-        return None
-    out = subprocess.run(["sacct", "-X", "-n", "-P", "-j", job_id, "-o", "State"], capture_output=True, text=True)
-    states = [line.strip() for line in out.stdout.splitlines() if line.strip()]
-    return states[-1] if out.returncode == 0 and states else None
-
-
 def run_status(args, env: RankEnv) -> int:
-    from essa_hpc.runlog import read_metrics
+    from essa_hpc.runtime.launchers import job_state
+    from essa_hpc.runtime.runlog import read_metrics
 
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
@@ -118,6 +107,6 @@ def run_status(args, env: RankEnv) -> int:
     if job_file.is_file():
         job = json.loads(job_file.read_text())
         status["job_id"] = job.get("job_id")
-        status["job_state"] = slurm_job_state(job["job_id"]) if job.get("backend") == "slurm" else job.get("backend")
+        status["job_state"] = job_state(job.get("backend"), job["job_id"])
     print(json.dumps(status, indent=2))
     return 0

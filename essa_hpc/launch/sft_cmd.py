@@ -7,11 +7,11 @@ from pathlib import Path
 
 from essa_hpc import config as config_mod
 from essa_hpc.assemble import build_parts, set_threads
-from essa_hpc.comm import Comm
+from essa_hpc.config.validation import validate
 from essa_hpc.evaluation import heldout_score
-from essa_hpc.rankenv import RankEnv
-from essa_hpc.runlog import setup_logging
-from essa_hpc.validation import validate
+from essa_hpc.runtime.comm import Comm
+from essa_hpc.runtime.rankenv import RankEnv
+from essa_hpc.runtime.runlog import setup_logging
 
 log = logging.getLogger("essa_hpc")
 

@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 from essa_hpc import config as config_mod
+from essa_hpc.config.validation import validate
 from essa_hpc.errors import ConfigError
-from essa_hpc.preempt import Preemption, requeues
-from essa_hpc.rankenv import RankEnv
-from essa_hpc.runlog import write_job_info
-from essa_hpc.validation import validate
+from essa_hpc.runtime.preempt import Preemption, requeues
+from essa_hpc.runtime.rankenv import RankEnv
+from essa_hpc.runtime.runlog import write_job_info
 
 try:
     import submitit
@@ -35,9 +35,9 @@ class TrainJob(_Checkpointable):
         self.config_path, self.overrides, self.run_dir = config_path, list(overrides), run_dir
 
     def __call__(self) -> dict:
-        from essa_hpc.comm import Comm
         from essa_hpc.launch.train_cmd import run_training
-        from essa_hpc.runlog import read_metrics
+        from essa_hpc.runtime.comm import Comm
+        from essa_hpc.runtime.runlog import read_metrics
 
         flag = Preemption().install()  # replaces submitit's USR2/TERM handlers, keeping them
         comm = Comm()
@@ -77,7 +77,7 @@ def run_submit(args, env: RankEnv) -> int:
             params["slurm_partition"] = args.partition
     executor.update_parameters(**params)
     job = executor.submit(TrainJob(str(Path(args.config).resolve()), args.overrides, str(run_dir)))
-    write_job_info(run_dir, {"job_id": str(job.job_id), "backend": "local" if args.local else "slurm",
+    write_job_info(run_dir, {"job_id": str(job.job_id), "backend": "local" if args.local else executor.cluster,
                              "submitit_folder": str(folder), "submitted": time.strftime("%Y-%m-%d %H:%M:%S")})
     print(json.dumps({"job_id": str(job.job_id), "run_dir": str(run_dir)}))
     if args.wait:

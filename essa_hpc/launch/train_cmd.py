@@ -24,11 +24,11 @@ import traceback
 from pathlib import Path
 
 from essa_hpc import config as config_mod
-from essa_hpc import rundir, shm
-from essa_hpc.comm import Comm
-from essa_hpc.preempt import Preemption
-from essa_hpc.rankenv import RankEnv
-from essa_hpc.validation import validate
+from essa_hpc.config.validation import validate
+from essa_hpc.runtime import rundir, shm
+from essa_hpc.runtime.comm import Comm
+from essa_hpc.runtime.preempt import Preemption
+from essa_hpc.runtime.rankenv import RankEnv
 
 log = logging.getLogger("essa_hpc")
 _held_locks: list = []  # rank 0's run-dir lock lives as long as the process
@@ -43,7 +43,7 @@ class SetupFailed(Exception):
 def setup(config_path: str, overrides: list[str], run_dir: str | None, comm: Comm, resume: str, env: RankEnv):
     """Phase 1 on this rank: (config, checkpoint to resume or None, env with its device). Raises
     ``SetupFailed`` on every rank when any rank failed; the lowest failing rank has printed the reason."""
-    from essa_hpc.checkpoint_manager import CheckpointManager
+    from essa_hpc.checkpoint.manager import CheckpointManager
 
     error, code = None, 0
     try:
@@ -86,7 +86,7 @@ def setup(config_path: str, overrides: list[str], run_dir: str | None, comm: Com
 def run(cfg: config_mod.Config, comm: Comm, found: dict | None, preempt: Preemption, env: RankEnv) -> int:
     """Phase 2: build and run the Trainer on this rank; any failure ends every rank."""
     from essa_hpc.assemble import build_parts, set_threads
-    from essa_hpc.runlog import setup_logging, write_job_info
+    from essa_hpc.runtime.runlog import setup_logging, write_job_info
 
     try:
         run_dir = Path(cfg.run.run_dir)
@@ -100,7 +100,7 @@ def run(cfg: config_mod.Config, comm: Comm, found: dict | None, preempt: Preempt
         sys.stderr.flush()
         if comm.is_root:
             if env.job_id:
-                write_job_info(run_dir, {"job_id": env.job_id, "backend": "slurm", "restarts": env.restarts})
+                write_job_info(run_dir, {"job_id": env.job_id, "backend": env.scheduler, "restarts": env.restarts})
             log.info("run dir %s | ranks %d | torch threads/rank %d | device %s | config %s", run_dir, comm.world,
                      threads, env.device, cfg.digest())
         from essa_hpc.trainer import Trainer
@@ -140,7 +140,7 @@ def fail(comm: Comm, exc: BaseException) -> int:
 def run_training(config_path: str, overrides: list[str], run_dir: str | None, comm: Comm, resume: str,
                  preempt: Preemption, env: RankEnv) -> int:
     """Both phases; returns the exit code (0 done, 75 preempted, 130 interrupted, 2 bad input, 1 failure)."""
-    from essa_hpc.runlog import setup_logging
+    from essa_hpc.runtime.runlog import setup_logging
 
     setup_logging(comm.rank)  # stderr only until the run dir is known to be usable
     try:

@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from essa_hpc import seeding
 from essa_hpc.config import ConfigError, SpaceConfig
+from essa_hpc.runtime import seeding
 
 
 @dataclass

@@ -2,8 +2,9 @@
 
 A space turns a candidate vector into model behaviour. ``apply(cands, row_cand)``
 makes generation row i use candidate ``row_cand[i]``; ``restore()`` returns the
-model to the start adapter. Spaces that cannot mix candidates in one batch set
-``batched = False`` and are given one candidate at a time.
+model to the start adapter. What a space can do (``batched``: mix candidates in one batch;
+``seed_addressed``) is read from its declaration in ``essa_hpc.config.spaces``, never set
+on the class; a space that cannot mix candidates is given one candidate at a time.
 """
 from __future__ import annotations
 
@@ -15,15 +16,23 @@ import numpy as np
 import torch
 from torch import nn
 
+from essa_hpc.config.spaces import SPACES
 from essa_hpc.strategies.base import SeedUpdate  # noqa: F401  (the type after_tell takes)
 
 
 class SearchSpace(ABC):
-    batched: bool = True
-    # True when a candidate is a seed address and the parameters live in the space (the full
-    # space): the strategy then takes its seed-addressed form and returns a ``SeedUpdate``.
-    seed_addressed: bool = False
     dim: int
+
+    @property
+    def batched(self) -> bool:
+        """Rows of one batch may belong to different candidates (declared capability)."""
+        return bool(SPACES.spec_of(type(self)).get("batched"))
+
+    @property
+    def seed_addressed(self) -> bool:
+        """A candidate is a seed address and the parameters live in the space (the full space): the
+        strategy then takes its seed-addressed form and returns a ``SeedUpdate`` (declared capability)."""
+        return bool(SPACES.spec_of(type(self)).get("seed_addressed"))
 
     def __init__(self, model: nn.Module):
         self.model = model

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from essa_hpc import seeding
+from essa_hpc.runtime import seeding
 from essa_hpc.spaces.adapter_io import target_linears
 from essa_hpc.spaces.base import replace_module
 from essa_hpc.spaces.seed_addressed import SeedAddressedSpace
@@ -62,7 +62,6 @@ class EggrollLinear(nn.Module):
 
 
 class EggrollSpace(SeedAddressedSpace):
-    batched = True  # rows of one batch may belong to different candidates
 
     def __init__(self, model, cfg, run_seed: int):
         super().__init__(model)

@@ -17,13 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from essa_hpc import seeding
 from essa_hpc.config import SpaceConfig
+from essa_hpc.runtime import seeding
 from essa_hpc.spaces.seed_addressed import SeedAddressedSpace
 
 
 class FullSpace(SeedAddressedSpace):
-    batched = False
 
     def __init__(self, model, cfg: SpaceConfig, run_seed: int):
         super().__init__(model)

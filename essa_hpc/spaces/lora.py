@@ -15,7 +15,6 @@ from essa_hpc.spaces.layers import DenseLoRALinear
 
 
 class LoRASpace(WrappedLoRASpace):
-    batched = False
 
     def __init__(self, model, cfg: SpaceConfig, run_seed: int):
         super().__init__(model)

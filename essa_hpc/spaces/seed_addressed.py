@@ -18,7 +18,6 @@ from essa_hpc.strategies.base import SeedUpdate
 
 
 class SeedAddressedSpace(SearchSpace):
-    seed_addressed = True
     dim = 3  # (generation, k, signed sigma); see strategies/seed_es.py
     master: list[torch.Tensor]   # fp32, one per perturbed tensor
     master_names: list[str]      # their names in checkpoints

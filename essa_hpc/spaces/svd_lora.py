@@ -8,6 +8,7 @@ candidate only changes per-row diagonal scales.
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import torch
 
@@ -18,7 +19,6 @@ from essa_hpc.spaces.layers import SVDLoRALinear
 
 
 class SVDLoRASpace(WrappedLoRASpace):
-    batched = True
 
     def __init__(self, model, cfg: SpaceConfig, run_seed: int):
         super().__init__(model)

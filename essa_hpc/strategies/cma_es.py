@@ -25,11 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from essa_hpc import seeding
-from essa_hpc.options import choice, opt
+from essa_hpc.config.options import choice, opt
+from essa_hpc.runtime import seeding
 from essa_hpc.strategies.base import Strategy, rng_state, set_rng_state
-
-HELP = "CMA-ES through pycma, ESSA's optimiser"
 
 
 @dataclass

@@ -11,13 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from essa_hpc import seeding
+from essa_hpc.config.options import choice, opt, positive
 from essa_hpc.errors import ConfigError
-from essa_hpc.options import choice, opt, positive
+from essa_hpc.runtime import seeding
 from essa_hpc.strategies.base import Strategy
 from essa_hpc.strategies.shaping import SHAPERS
-
-HELP = "OpenAI-ES: mirrored sampling, shaped fitness, SGD or Adam; ES at scale's rule on the full space"
 
 
 @dataclass

@@ -18,12 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from essa_hpc import seeding
+from essa_hpc.config.options import opt, positive
 from essa_hpc.errors import ConfigError
-from essa_hpc.options import opt, positive
+from essa_hpc.runtime import seeding
 from essa_hpc.strategies.base import Strategy
-
-HELP = "separable NES: natural-gradient steps on the mean and on one step size per coordinate"
 
 
 @dataclass

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 from abc import ABC, abstractmethod
 
-from essa_hpc import seeding
+from essa_hpc.runtime import seeding
 
 
 class Task(ABC):

@@ -31,8 +31,8 @@ import functools
 import re
 from fractions import Fraction
 
-from essa_hpc import seeding
 from essa_hpc.errors import ConfigError
+from essa_hpc.runtime import seeding
 from essa_hpc.tasks import data
 from essa_hpc.tasks.answers import last_tag, parse_number
 from essa_hpc.tasks.base import Task

@@ -4,7 +4,7 @@
 Data: ``task.data_path`` (local save_to_disk/json/parquet) or, when empty, the hub's
 ``openai/gsm8k`` "main" config (train for training, test for held-out; needs network).
 Two layouts are read: the original (question, answer with a final ``#### N`` line) and a
-numeric one (problem, answer) as in ``../shared/data/gsm8k``.
+numeric one (problem, answer).
 
 Reward: exact numeric match of the number after the last ``####`` in the completion,
 or of its last number when there is no ``####``; ``task.train_reward=dense`` gives

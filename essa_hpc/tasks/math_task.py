@@ -93,6 +93,7 @@ def latex_too_big(latex: str) -> bool:
 def digits_bound(expr) -> float:
     """An upper estimate of the decimal digits sympy may need to evaluate ``expr`` (inf if unsure)."""
     import math
+
     import sympy
 
     if isinstance(expr, sympy.Integer):

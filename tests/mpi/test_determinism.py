@@ -1,7 +1,6 @@
 """The determinism contract under real mpiexec: 1 and 2 ranks give the same adapter
 at every generation, and only scalars cross ranks."""
 import pytest
-
 from helpers import EGGROLL_SPACE, FULL_SPACE, TINY, essa, metrics, mpiexec, shas
 
 pytestmark = [pytest.mark.mpi, pytest.mark.skipif(mpiexec() is None, reason="mpiexec not installed (pip install mpich)")]

@@ -1,6 +1,5 @@
 """Preemption and resume across ranks, including a change of world size."""
 import pytest
-
 from helpers import EGGROLL_SPACE, FULL_SPACE, metrics, mpiexec
 from resume_helpers import EXIT_PREEMPTED, assert_each_generation_once, final_sha, run_with_preemptions, train
 

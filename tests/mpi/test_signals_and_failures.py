@@ -9,7 +9,6 @@ import subprocess
 import time
 
 import pytest
-
 from helpers import ROOT, TINY, cli_env, essa, metrics, mpiexec, rank_pids, shas, train_cmd
 
 GENS = 5
@@ -167,7 +166,7 @@ def test_a_base_exception_in_a_reward_on_one_rank_ends_every_rank(fn, ranks, tmp
         pytest.skip("no mpiexec")
     (tmp_path / "bad_plugin.py").write_text(PLUGIN)
     env = cli_env(PYTHONPATH=f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    cmd = train_cmd(tmp_path / "run", "task.kind=custom", f"task.reward_fn=bad_plugin:{fn}",
+    cmd = train_cmd(tmp_path / "run", "task.kind=custom", f"task.custom.reward_fn=bad_plugin:{fn}",
                     "task.reward_isolation=inline", "task.train_reward=exact", ranks=ranks)
     rank = 1 if ranks else 0
     _ends_fast_naming(cmd, f"rank {rank} of {ranks or 1} failed", env=env)
@@ -175,8 +174,9 @@ def test_a_base_exception_in_a_reward_on_one_rank_ends_every_rank(fn, ranks, tmp
 
 
 def _mpich_files_of(pids) -> set[str]:
-    from essa_hpc.shm import _mapped_in
     from pathlib import Path
+
+    from essa_hpc.runtime.shm import _mapped_in
     found = set()
     for pid in pids:
         found |= {p for p in _mapped_in(Path(f"/proc/{pid}/maps")) if "mpich_shm_" in p}
@@ -207,11 +207,11 @@ def test_a_killed_run_leaves_no_shared_memory_once_the_next_run_starts(tmp_path)
 def test_a_failing_rank_removes_the_jobs_shared_memory(tmp_path):
     if not mpiexec():
         pytest.skip("no mpiexec")
-    from essa_hpc.shm import SHM_DIR
+    from essa_hpc.runtime.shm import SHM_DIR
     (tmp_path / "bad_plugin.py").write_text(PLUGIN)
     env = cli_env(PYTHONPATH=f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     before = set(SHM_DIR.glob("mpich_shm_*"))
-    cmd = train_cmd(tmp_path / "run", "task.kind=custom", "task.reward_fn=bad_plugin:exits_on_rank1",
+    cmd = train_cmd(tmp_path / "run", "task.kind=custom", "task.custom.reward_fn=bad_plugin:exits_on_rank1",
                     "task.reward_isolation=inline", "task.train_reward=exact", ranks=2)
     _ends_fast_naming(cmd, "rank 1 of 2 failed", env=env)
     assert set(SHM_DIR.glob("mpich_shm_*")) <= before

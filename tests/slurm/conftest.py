@@ -1,4 +1,4 @@
-"""A real SLURM cluster for these tests, started and stopped by tools/local_slurm.sh: one node
+"""A real SLURM cluster for these tests, started and stopped by tools/cluster/local_slurm.sh: one node
 (this host), or for the multi-node tests three nodes in network namespaces on a private bridge.
 
 Skipped (with the reason) only where the cluster cannot exist: not root, or no apt.
@@ -9,10 +9,9 @@ import shutil
 import subprocess
 
 import pytest
-
 from helpers import ROOT
 
-SCRIPT = ROOT / "tools" / "local_slurm.sh"
+SCRIPT = ROOT / "tools" / "cluster" / "local_slurm.sh"
 
 
 def _unavailable_reason() -> str | None:
@@ -32,7 +31,7 @@ def slurm_cluster():
         pytest.skip(reason)
     proc = subprocess.run([str(SCRIPT), "start"], capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
-        pytest.fail(f"tools/local_slurm.sh start failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        pytest.fail(f"tools/cluster/local_slurm.sh start failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     yield
     subprocess.run([str(SCRIPT), "stop"], capture_output=True, text=True, timeout=300)
 
@@ -50,7 +49,7 @@ def multinode_cluster():
     proc = subprocess.run([str(SCRIPT), "start", "--nodes", str(MULTINODE)], capture_output=True, text=True,
                           timeout=900)
     if proc.returncode != 0:
-        pytest.fail(f"tools/local_slurm.sh start --nodes {MULTINODE} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        pytest.fail(f"tools/cluster/local_slurm.sh start --nodes {MULTINODE} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     subprocess.run(["scontrol", "update", "nodename=node3", "state=drain", "reason=idle control for wire bytes"],
                    check=True, timeout=60)
     yield

@@ -7,7 +7,6 @@ import os
 import signal
 
 import pytest
-
 from helpers import ROOT, TINY, cli_env, essa, metrics, mpiexec
 from slurm_helpers import job_id_from, rank_pid, sh, wait_done, wait_generations
 

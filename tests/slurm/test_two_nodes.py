@@ -1,5 +1,5 @@
 """essa-hpc across two SLURM nodes: real slurmd per node, each node a network + UTS namespace on a
-private bridge (tools/local_slurm.sh start --nodes 3; node3 is drained, an idle control), MPI
+private bridge (tools/cluster/local_slurm.sh start --nodes 3; node3 is drained, an idle control), MPI
 over TCP between them. Every run ends on the adapter of an uninterrupted one-node `mpiexec -n 2`
 run, including after preemption and after the loss of a whole node.
 """
@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import ROOT, TINY, cli_env, essa, metrics, mpiexec
 from slurm_helpers import job_id_from, sh, states, wait_done, wait_generations
 
@@ -18,8 +17,8 @@ pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("multinode_cluster")]
 GENS = 10
 SLOW = 3  # waits bound a hang on a loaded 2-core machine; they time nothing
 SBATCH = str(ROOT / "slurm" / "essa.sbatch")
-SCRIPT = ROOT / "tools" / "local_slurm.sh"
-# SlurmdTimeout=20 (tools/slurm_conf/slurm.conf.in): slurmctld pings every ~7 s and marks a silent
+SCRIPT = ROOT / "tools" / "cluster" / "local_slurm.sh"
+# SlurmdTimeout=20 (tools/cluster/slurm_conf/slurm.conf.in): slurmctld pings every ~7 s and marks a silent
 # node DOWN after 20 s, then kills the job's steps (KillWait=10): about 37 s. Measured: 33-43 s in four
 # runs; the bound leaves room for a loaded CI machine.
 NODE_LOSS_BOUND_S = 75

@@ -2,11 +2,11 @@
 import json
 
 import pytest
+from helpers import TINY, essa
 
 from essa_hpc import config
 from essa_hpc.config import ConfigError
 from essa_hpc.launch import cli
-from helpers import TINY, essa
 
 ONE_LINE_BEFORE_MODEL = [
     (["strategy.sigma0=nan"], "strategy.sigma0: expected a finite number, got 'nan'"),

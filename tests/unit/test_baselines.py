@@ -3,9 +3,10 @@ import json
 
 import pytest
 import torch
+from helpers import TINY, essa, metrics
 from safetensors.torch import load_file
 
-from helpers import TINY, essa, metrics
+from essa_hpc.config.baselines import BASELINES
 
 FAST = ["baseline.steps=3", "baseline.eval_every=2", "task.heldout_size=16"]
 
@@ -138,9 +139,9 @@ def test_eso_draws_each_group_over_its_temperatures(tmp_path, tiny_cfg):
 def test_reward_adapter_scores_the_item_of_each_row(tiny_cfg):
     from essa_hpc.baselines.prompts import prompt_dataset
     from essa_hpc.baselines.task_reward import TaskReward, completion_text
+    from essa_hpc.generation.rollout import HFRollout
     from essa_hpc.model import tiny_tokenizer
     from essa_hpc.rewards import RewardRunner
-    from essa_hpc.rollout import HFRollout
     from essa_hpc.tasks import build_task
 
     task = build_task(tiny_cfg.task, 0)
@@ -169,9 +170,9 @@ def test_reward_adapter_scores_the_item_of_each_row(tiny_cfg):
 def test_trdpo_samples_are_the_rollouts_own(tiny_cfg):
     """TR-DPO's pair samples are HFRollout.generate's, chunk j seeded by ("trdpo_pairs", 0, j): the same
     tokens for the same seed, ids cut after the first EOS, text the rollout's decoding of them."""
-    from essa_hpc import seeding
     from essa_hpc.assemble import build_parts
     from essa_hpc.baselines.trdpo import sample_completions
+    from essa_hpc.runtime import seeding
 
     parts = build_parts(tiny_cfg, with_space=False)
     items, eos = parts.task.minibatch(0, 3), parts.tokenizer.eos_token_id
@@ -190,7 +191,7 @@ def test_trdpo_samples_are_the_rollouts_own(tiny_cfg):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["baseline", "nope", str(TINY)], "baseline method='nope' is not one of: grpo, trdpo, eso"),
+    (["baseline", "nope", str(TINY)], "baseline method='nope' is not one of: " + ", ".join(BASELINES.names())),
     (["baseline", "grpo", str(TINY), "baseline.batch_size=6", "baseline.num_generations=4"], "multiple of"),
     (["baseline", "trdpo", str(TINY), "baseline.trdpo.alpha=1.5"], "baseline.trdpo.alpha"),
     (["baseline", "grpo", str(TINY), "baseline.grpo.loss_type=ppo"], "baseline.grpo.loss_type"),

@@ -2,7 +2,6 @@
 import json
 
 import pytest
-
 from helpers import BIN, ROOT, TINY, cli_env, essa, metrics
 
 TORCHRUN_ENV = {"TORCHELASTIC_RUN_ID": "test", "RANK": "0", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2"}
@@ -53,22 +52,25 @@ def test_grpo_on_two_torchrun_processes_trains_one_global_batch_and_stops_togeth
 
 
 def _group_worker(rank: int, port: int, results):
+    import numpy as np
     import torch.distributed as dist
 
-    from essa_hpc.baselines.data_parallel import Group
+    from essa_hpc.runtime.comm import torch_distributed_comm
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
-    g = Group.current()
-    results[rank] = (g.rank, g.world, g.root_decides(rank == 0), g.root_decides(rank == 1),
-                     g.mean(0.25 if rank == 0 else 0.75), g.mean(0.5 if rank == 0 else None),
-                     g.same_on_every_rank(1.5), g.same_on_every_rank(float(rank)))
+    c = torch_distributed_comm()
+    results[rank] = (c.rank, c.world, c.root_decides(rank == 0), c.root_decides(rank == 1),
+                     c.mean_of_present(0.25 if rank == 0 else 0.75), c.mean_of_present(0.5 if rank == 0 else None),
+                     c.mismatched_ranks(repr(1.5)), c.mismatched_ranks(repr(float(rank))),
+                     c.allreduce_sum(np.array([rank, 1.0])).tolist(), c.bcast_array(np.array([rank + 7.0])).tolist(),
+                     c.bytes_sent)
     dist.destroy_process_group()
 
 
 def test_group_decisions_are_rank_zeros_and_divergence_is_seen():
-    """The primitives the data-parallel run relies on, on two real gloo processes: rank 0 decides for all,
-    means are over the ranks that have a value, and a value that differs between ranks is caught (as the
-    end-of-run weight check uses it)."""
+    """The Comm the data-parallel run relies on, over torch.distributed on two real gloo processes: rank 0
+    decides for all, means are over the ranks that have a value, a value that differs between ranks is
+    caught (as the end-of-run weight check uses it), and bytes are counted as ES counts them."""
     import socket
 
     import torch.multiprocessing as mp
@@ -78,5 +80,5 @@ def test_group_decisions_are_rank_zeros_and_divergence_is_seen():
         port = s.getsockname()[1]
     results = mp.Manager().dict()
     mp.spawn(_group_worker, args=(port, results), nprocs=2, join=True)
-    for rank in (0, 1):
-        assert results[rank] == (rank, 2, True, False, 0.5, 0.5, True, False)
+    for rank in (0, 1):  # bytes: 4 + 4 + 16 + 16 + 8 + 8 + 16, and rank 0's 8-byte broadcast
+        assert results[rank] == (rank, 2, True, False, 0.5, 0.5, [], [1], [1.0, 2.0], [7.0], 72 + 8 * (rank == 0))

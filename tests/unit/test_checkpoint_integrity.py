@@ -4,9 +4,9 @@ import subprocess
 
 import numpy as np
 import pytest
+from helpers import TINY, essa, shas
 
 from essa_hpc import checkpoint
-from helpers import TINY, essa, shas
 
 GENERATION = 0x1234_5678_9ABC  # distinctive bytes, so the test can find the attribute in the file
 

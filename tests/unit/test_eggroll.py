@@ -4,11 +4,11 @@ import math
 
 import numpy as np
 import torch
+from helpers import EGGROLL_SPACE, TINY
 
 from essa_hpc import config
 from essa_hpc.assemble import build_parts, build_search
 from essa_hpc.evaluation import evaluate_candidates
-from helpers import EGGROLL_SPACE, TINY
 
 
 def parts_for(*extra):

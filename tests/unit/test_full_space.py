@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 import torch
+from helpers import TINY
 
 from essa_hpc import config
 from essa_hpc.assemble import build_parts, build_search
-from essa_hpc.validation import validate
-from helpers import TINY
+from essa_hpc.config.validation import validate
 
 FULL = ["space.kind=full", "strategy.kind=open_es", "strategy.open_es.shaping=z_score", "strategy.sigma_relative=false",
         "strategy.sigma0=0.01", "strategy.open_es.learning_rate=0.005", "strategy.mirrored=false",

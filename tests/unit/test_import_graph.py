@@ -1,5 +1,5 @@
-"""The package's import graph: no cycles (counting imports inside functions too), and
-checking a config never loads torch."""
+"""The package's import graph: no cycles (counting imports inside functions too), no import up
+the layers, and checking a config never loads torch."""
 import ast
 import subprocess
 import sys
@@ -59,10 +59,47 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+# The layers, bottom first: a module may import its own layer and the ones below, never above.
+# The declarations (config) sit below everything that implements a kind; "module:Attr" strings
+# in them are not imports.
+LAYERS = [
+    ["essa_hpc", "essa_hpc.errors"],  # the package itself is only its version
+    ["essa_hpc.config"],
+    ["essa_hpc.runtime"],
+    ["essa_hpc.strategies", "essa_hpc.tasks", "essa_hpc.rewards", "essa_hpc.reward_worker", "essa_hpc.checkpoint"],
+    ["essa_hpc.model", "essa_hpc.quantize", "essa_hpc.spaces", "essa_hpc.generation", "essa_hpc.evaluation",
+     "essa_hpc.selection"],
+    ["essa_hpc.assemble", "essa_hpc.trainer", "essa_hpc.sft", "essa_hpc.baselines"],
+    ["essa_hpc.launch"],
+]
+
+
+def layer_of(module: str) -> int:
+    """The layer of the longest prefix of ``module`` named in LAYERS."""
+    best, level = "", None
+    for i, prefixes in enumerate(LAYERS):
+        for prefix in prefixes:
+            covers = module == prefix or (prefix != "essa_hpc" and module.startswith(prefix + "."))
+            if covers and len(prefix) > len(best):
+                best, level = prefix, i
+    assert level is not None, f"{module} is in no layer: add it to LAYERS"
+    return level
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{a} -> {b}" for a, targets in graph.items() for b in targets if layer_of(b) > layer_of(a))
+
+
 def test_graph_sees_imports():
     graph = import_graph()
-    assert {"essa_hpc.errors", "essa_hpc.strategies"} <= graph["essa_hpc.validation"]  # the parser finds real edges
+    assert {"essa_hpc.errors", "essa_hpc.config.strategies"} <= graph["essa_hpc.config.validation"]  # real edges
     assert find_cycle({"a": {"b"}, "b": {"a"}}) == ["a", "b", "a"]  # and the search finds a planted cycle
+    planted = {"essa_hpc.config.schema": {"essa_hpc.spaces"}, "essa_hpc.spaces": set()}
+    assert upward_imports(planted) == ["essa_hpc.config.schema -> essa_hpc.spaces"]  # and an import up the layers
+
+
+def test_no_import_runs_up_the_layers():
+    assert upward_imports(import_graph()) == []
 
 
 def test_no_import_cycle_in_the_package():

@@ -1,12 +1,12 @@
 """Each learning lever does what its config help says (docs/LEARNING.md)."""
 import numpy as np
 import pytest
+from helpers import TINY
 
 from essa_hpc import config
 from essa_hpc.assemble import build_parts, initial_sigma
+from essa_hpc.config.validation import validate
 from essa_hpc.tasks.answers import dense_reward, exact_reward
-from essa_hpc.validation import validate
-from helpers import TINY
 
 
 @pytest.mark.parametrize("gold", [0, 7, -36, 151, 1998])
@@ -41,13 +41,13 @@ def test_alpha_fraction_only_moves_the_top_singular_values():
 
 
 def test_prompt_template_and_raw_prompts():
-    cfg = config.load(TINY, ["task.prompt_template={expr}=", "model.chat_template=false"])
+    cfg = config.load(TINY, ["task.arithmetic.prompt_template={expr}=", "model.chat_template=false"])
     p = build_parts(cfg)
     item = p.task.heldout()[0]
     assert item["prompt"].endswith("=") and not item["prompt"].startswith("What")
     assert p.rollout.render(item) == item["prompt"]
     with pytest.raises(config.ConfigError, match="must contain"):
-        validate(config.load(TINY, ["task.prompt_template=What is it?"]))
+        validate(config.load(TINY, ["task.arithmetic.prompt_template=What is it?"]))
 
 
 def test_tiebreak_reward_orders_only_candidates_with_equal_exact_scores():

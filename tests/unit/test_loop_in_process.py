@@ -4,14 +4,14 @@ threads. These carry the determinism contract quickly; the MPI, subprocess and S
 tests stay as the thin top that proves the same on real launchers."""
 import numpy as np
 import pytest
-
-from essa_hpc import config
-from essa_hpc.checkpoint_manager import CheckpointManager
-from essa_hpc.preempt import EXIT_PREEMPTED
-from essa_hpc.strategies import STRATEGIES
-from essa_hpc.trainer import Trainer
 from fakes import PreemptAt, fake_parts, run_ranks
 from helpers import TINY
+
+from essa_hpc import config
+from essa_hpc.checkpoint.manager import CheckpointManager
+from essa_hpc.config.strategies import STRATEGIES
+from essa_hpc.runtime.preempt import EXIT_PREEMPTED
+from essa_hpc.trainer import Trainer
 
 GENS = 5
 
@@ -122,7 +122,7 @@ def test_a_checkpoint_of_an_unknown_format_is_refused_in_one_line(tmp_path):
 
 @pytest.mark.parametrize("change", ["strategy.population=10", "run.seed=5", "space.rank=2", "strategy.mirrored=false",
                                     "model.name=tiny-random:64x2", "strategy.cma_es.covariance=full",
-                                    "task.digits=2"])
+                                    "task.arithmetic.digits=2"])
 def test_a_non_resumable_change_is_refused_naming_the_key(change, tmp_path):
     train(make_cfg(tmp_path / "run"), world=1, stop_at=1)
     changed = make_cfg(tmp_path / "run", "cma_es", change)

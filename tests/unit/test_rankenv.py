@@ -1,5 +1,6 @@
-"""RankEnv: one read of each launcher's variables (hydra mpiexec, srun, Open MPI, submitit)."""
-from essa_hpc.rankenv import RankEnv
+"""RankEnv: one read of each launcher's variables (hydra mpiexec, srun, Open MPI, submitit, torchrun),
+through the table of launcher environments."""
+from essa_hpc.runtime.rankenv import RankEnv
 
 
 def test_no_launcher_is_one_rank():
@@ -26,20 +27,20 @@ def test_srun_with_pmi2_on_two_nodes():
 def test_open_mpi_and_submitit():
     ompi = RankEnv.from_environ({"OMPI_COMM_WORLD_RANK": "2", "OMPI_COMM_WORLD_SIZE": "3",
                                  "OMPI_COMM_WORLD_LOCAL_RANK": "0", "OMPI_COMM_WORLD_LOCAL_SIZE": "1"})
-    assert (ompi.rank, ompi.world, ompi.local_world, ompi.launcher) == (2, 3, 1, "mpiexec")
+    assert (ompi.rank, ompi.world, ompi.local_world, ompi.launcher) == (2, 3, 1, "openmpi")
     sub = RankEnv.from_environ({"SUBMITIT_EXECUTOR": "slurm", "SLURM_PROCID": "0", "SLURM_STEP_ID": "0",
                                 "SLURM_JOB_ID": "9"})
     assert sub.launcher == "submitit" and sub.job_id == "9"
 
 
-def test_nothing_outside_rankenv_reads_launcher_variables():
+def test_nothing_outside_the_launcher_table_reads_launcher_variables():
     import re
     from pathlib import Path
 
     pkg = Path(__file__).resolve().parents[2] / "essa_hpc"
     pattern = re.compile(r"(PMI_|OMPI_COMM_WORLD|SLURM_PROCID|SLURM_JOB_ID|SLURM_NTASKS|MPI_LOCAL|SLURM_RESTART)")
-    readers = [p.name for p in pkg.rglob("*.py") if p.name != "rankenv.py" and pattern.search(p.read_text())]
-    assert readers == [], readers
+    readers = [p.name for p in pkg.rglob("*.py") if pattern.search(p.read_text())]
+    assert readers == ["launchers.py"], readers
 
 
 def test_a_launcher_world_that_mpi_does_not_see_is_a_one_line_error(tmp_path):

@@ -7,11 +7,10 @@ import time
 import h5py
 import numpy as np
 import pytest
+from helpers import BIN, TINY, cli_env, essa, metrics
+from resume_helpers import EXIT_PREEMPTED, GENS, assert_each_generation_once, final_sha, run_with_preemptions, train
 
 from essa_hpc import checkpoint
-from helpers import BIN, TINY, cli_env, essa, metrics
-from resume_helpers import (EXIT_PREEMPTED, GENS, assert_each_generation_once, final_sha, run_with_preemptions,
-                            train)
 
 
 @pytest.fixture(scope="module")

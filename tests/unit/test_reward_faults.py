@@ -5,14 +5,14 @@ import time
 
 import numpy as np
 import pytest
+from helpers import TINY, cli_env, custom_task, essa, metrics
 
 from essa_hpc import config
 from essa_hpc.config import ConfigError, TaskConfig
+from essa_hpc.config.tasks import reward_isolation as isolation_for
+from essa_hpc.config.validation import validate
 from essa_hpc.reward_worker import RewardWorker
 from essa_hpc.rewards import FAULT_KINDS, RewardRunner, checked
-from essa_hpc.tasks import reward_isolation as isolation_for
-from essa_hpc.validation import validate
-from helpers import TINY, cli_env, essa, metrics
 
 PLUGIN = '''
 import math
@@ -39,7 +39,7 @@ def plugin(tmp_path, monkeypatch):
 
 
 def _worker_runner(fn: str, timeout: float = 1.0):
-    cfg = TaskConfig(kind="custom", reward_fn=f"fault_plugin:{fn}", heldout_size=2)
+    cfg = custom_task(f"fault_plugin:{fn}", heldout_size=2)
     worker = RewardWorker(cfg, 0)
     return RewardRunner(None, timeout, worker=worker, method="reward"), worker
 
@@ -121,7 +121,7 @@ def test_faults_reach_every_metrics_line_and_the_summary(plugin, tmp_path):
         "    return float('nan') if item['answer'] % 7 == 1 else 1.0\n")
     run = tmp_path / "run"
     t0 = time.monotonic()
-    essa(["train", str(TINY), "run.generations=2", "task.kind=custom", "task.reward_fn=c_stuck:reward", "task.train_reward=exact",
+    essa(["train", str(TINY), "run.generations=2", "task.kind=custom", "task.custom.reward_fn=c_stuck:reward", "task.train_reward=exact",
           "task.reward_timeout_s=0.3", "task.batch_size=4", "task.heldout_size=8", "--run-dir", str(run)],
          env=cli_env(PYTHONPATH=os.environ["PYTHONPATH"]), timeout=600)
     assert time.monotonic() - t0 < 300

@@ -4,16 +4,17 @@ finite number within 1 s, keeps the held-out metric 0/1, and never reaches eval/
 import builtins
 import json
 import math
+import re
 import sys
 import time
 import types
 
-import re
-
 import pytest
+from helpers import custom_task
 
 from essa_hpc.config import TaskConfig
-from essa_hpc.tasks import build_task, check_task_config
+from essa_hpc.config.tasks import check_task_config
+from essa_hpc.tasks import build_task
 
 HOSTILE = {
     "empty": "",
@@ -51,7 +52,7 @@ def tasks(tmp_path_factory):
     cfgs = [TaskConfig(kind="arithmetic"), TaskConfig(kind="countdown", heldout_size=3),
             TaskConfig(kind="gsm8k", data_path=str(tmp / "gsm.jsonl"), heldout_size=1),
             TaskConfig(kind="math", data_path=str(tmp / "math.jsonl"), heldout_size=1),
-            TaskConfig(kind="custom", reward_fn="adv_plugin:reward")]
+            custom_task("adv_plugin:reward")]
     try:
         import reasoning_gym  # noqa: F401
         cfgs += [TaskConfig(kind="rg:gsm_symbolic", heldout_size=1), TaskConfig(kind="rg:countdown", heldout_size=1)]
@@ -102,6 +103,6 @@ def test_hostile_completion(tasks, name, monkeypatch):
 
 
 def test_every_registered_kind_is_covered(tasks):
-    from essa_hpc.tasks import TASKS
+    from essa_hpc.config.tasks import TASKS
     families = {("rg" if k.startswith("rg:") else k) for k in tasks}
     assert families >= set(TASKS.names()) - ({"rg"} if "rg:countdown" not in tasks else set())

@@ -84,7 +84,7 @@ def test_bad_rows_and_columns_name_the_problem(tmp_path):
     task = GSM8KTask(TaskConfig(kind="gsm8k", data_path=_write(tmp_path, rows, "json"), heldout_size=2), 0)
     with pytest.raises(ConfigError, match=r"row 3: cannot parse the answer 'about 5'"):
         task.train_pool()
-    from essa_hpc.tasks import check_task_config
+    from essa_hpc.config.tasks import check_task_config
     (tmp_path / "x").mkdir()
     wrong = _write(tmp_path / "x", [{"text": "a", "label": 1}], "parquet")
     with pytest.raises(ConfigError, match="lacks column.*question.*has text, label"):

@@ -107,7 +107,7 @@ def test_solution_layout_sft_target(tmp_path):
 
 
 def test_missing_data_column_is_a_config_error(tmp_path):
-    from essa_hpc.tasks import check_task_config
+    from essa_hpc.config.tasks import check_task_config
     path = tmp_path / "q.jsonl"
     path.write_text(json.dumps({"question": "x", "answer": "1"}))
     with pytest.raises(ConfigError, match="lacks column.*problem"):

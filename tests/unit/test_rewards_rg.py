@@ -4,7 +4,8 @@ import builtins
 import pytest
 
 from essa_hpc.config import ConfigError, TaskConfig
-from essa_hpc.tasks import build_task, check_task_config
+from essa_hpc.config.tasks import check_task_config
+from essa_hpc.tasks import build_task
 from essa_hpc.tasks.safe_expr import looks_safe_to_eval
 
 pytest.importorskip("reasoning_gym", reason="reasoning-gym is the optional 'tasks' extra")

@@ -6,11 +6,11 @@ import sys
 import time
 
 import pytest
-
-from essa_hpc.config import ConfigError
-from essa_hpc.checkpoint_manager import CheckpointManager
-from essa_hpc.rundir import RunDirLock, remove_orphan_temps, set_aside
 from helpers import BIN, ROOT, TINY, cli_env, essa, metrics, shas, train_cmd
+
+from essa_hpc.checkpoint.manager import CheckpointManager
+from essa_hpc.config import ConfigError
+from essa_hpc.runtime.rundir import RunDirLock, remove_orphan_temps, set_aside
 
 GENS = 4
 
@@ -35,7 +35,7 @@ def test_a_second_run_on_the_same_dir_is_refused_naming_the_holder(tmp_path):
 
 def test_a_lock_left_by_a_dead_process_does_not_block(tmp_path):
     run = tmp_path / "run"
-    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from essa_hpc.rundir import RunDirLock; "
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from essa_hpc.runtime.rundir import RunDirLock; "
             f"RunDirLock({str(run)!r}).acquire(); import os; os._exit(0)")
     subprocess.run([sys.executable, "-c", code], check=True)
     assert (run / ".lock").is_file()
@@ -83,8 +83,8 @@ def test_resume_never_keeps_the_earlier_run_together(tmp_path):
     assert shas(run) != before  # the new run's own metrics, from generation 0
 
 
-@pytest.mark.parametrize("override", ["task.digits=3", "task.operators=+-*", "task.kind=countdown",
-                                      "task.heldout_size=50", "task.prompt_template={expr}="])
+@pytest.mark.parametrize("override", ["task.arithmetic.digits=3", "task.arithmetic.operators=+-*", "task.kind=countdown",
+                                      "task.heldout_size=50", "task.arithmetic.prompt_template={expr}="])
 def test_resuming_with_another_task_is_refused(override, tmp_path):
     run = tmp_path / "run"
     essa(["train", str(TINY), "run.generations=2", "--run-dir", str(run)])

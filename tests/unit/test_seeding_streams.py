@@ -1,7 +1,7 @@
 """Named sub-streams: each is the stream its raw (purpose, key) form gave, and no two names collide."""
 import itertools
 
-from essa_hpc import seeding
+from essa_hpc.runtime import seeding
 
 
 def test_named_substreams_keep_their_streams():

@@ -4,18 +4,17 @@ import json
 
 import numpy as np
 import pytest
-
-from essa_hpc import config
-from essa_hpc.checkpoint_manager import CheckpointManager
-from essa_hpc.errors import ConfigError
-from essa_hpc.preempt import EXIT_PREEMPTED
-from essa_hpc.selection import BestOnValidation
-from essa_hpc.tasks import build_task
-from essa_hpc.trainer import Trainer
-from essa_hpc.validation import validate
 from fakes import PreemptAt, fake_parts, run_ranks
 from helpers import TINY
 
+from essa_hpc import config
+from essa_hpc.checkpoint.manager import CheckpointManager
+from essa_hpc.config.validation import validate
+from essa_hpc.errors import ConfigError
+from essa_hpc.runtime.preempt import EXIT_PREEMPTED
+from essa_hpc.selection import BestOnValidation
+from essa_hpc.tasks import build_task
+from essa_hpc.trainer import Trainer
 
 GENS = 8
 

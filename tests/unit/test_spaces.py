@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 import torch
+from helpers import EGGROLL_SPACE, TINY
 
 from essa_hpc import config
 from essa_hpc.assemble import build_parts
+from essa_hpc.config.spaces import SPACES
 from essa_hpc.evaluation import evaluate_candidates
-from essa_hpc.spaces import SPACES
-from helpers import EGGROLL_SPACE, TINY
 
 
 def parts_for(*overrides):
@@ -84,9 +84,10 @@ def test_lora_space_refuses_mixed_rows():
         p.space.apply(np.stack([p.space.initial()] * 2), np.array([0, 1]))
 
 
-@pytest.mark.parametrize("kind", [e.name for e in SPACES.entries() if e.get("peft_factors")])
+@pytest.mark.parametrize("kind", SPACES.with_capability("peft_factors"))
 def test_export_reloads_in_peft_with_same_logits(kind, tmp_path):
     from peft import PeftModel
+
     from essa_hpc.model import load_model
 
     cfg, p = parts_for(f"space.kind={kind}")

@@ -1,4 +1,4 @@
-"""tools/study_fair.py end to end on the tiny model: equal arms per method at one wall-time budget,
+"""tools/study/study_fair.py end to end on the tiny model: equal arms per method at one wall-time budget,
 scored on validation, the best arm of each with two seeds, a rerun that starts nothing, and a fresh
 checkout (nothing but the kept results) that resumes from the record."""
 import json
@@ -7,10 +7,9 @@ import subprocess
 import sys
 
 import yaml
-
 from helpers import ROOT, TINY, cli_env, metrics
 
-sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT / "tools" / "study"))
 import study_fair  # noqa: E402
 
 ARM = ["baseline.batch_size=8", "baseline.num_generations=4"]
@@ -29,7 +28,7 @@ SPEC = {"config": str(TINY), "common": ["task.heldout_size=8", "task.validation_
 def study(tmp_path, spec):
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(spec))
-    return subprocess.run([sys.executable, str(ROOT / "tools" / "study_fair.py"), str(path), "--out",
+    return subprocess.run([sys.executable, str(ROOT / "tools" / "study" / "study_fair.py"), str(path), "--out",
                            str(tmp_path / "out"), "--ranks", "1", "--results", str(tmp_path / "results")],
                           capture_output=True, text=True, timeout=900,
                           env=cli_env(ESSA_NO_MPI="1"), cwd=ROOT)

@@ -1,13 +1,12 @@
-"""The fair study's read-outs (tools/study_results.py) and its projection model (tools/project_workers.py),
+"""The fair study's read-outs (tools/study/study_results.py) and its projection model (tools/study/project_workers.py),
 on hand-made curves and inputs whose answers are worked out in the comments."""
 import math
 import sys
 
 import pytest
-
 from helpers import ROOT
 
-sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT / "tools" / "study"))
 import project_workers as pw  # noqa: E402
 import study_results as sr  # noqa: E402
 

@@ -4,13 +4,15 @@ import json
 import sys
 
 import pytest
+from helpers import custom_task
 
 from essa_hpc import config
 from essa_hpc.config import ConfigError, TaskConfig
+from essa_hpc.config.tasks import TASKS, check_task_config
+from essa_hpc.config.validation import validate
 from essa_hpc.rewards import RewardRunner
-from essa_hpc.tasks import TASKS, build_task, check_task_config, data
+from essa_hpc.tasks import build_task, data
 from essa_hpc.tasks.countdown import CountdownTask
-from essa_hpc.validation import validate
 
 COUNTDOWN_ROWS = [{"id": i, "context": f"Using the numbers [{i} 2 3], make {i + 5}.\n<think>",
                    "numbers": f"[{i}, 2, 3]", "target": str(i + 5), "solution": f"({i} + 2) + 3"} for i in range(1, 7)]
@@ -117,7 +119,7 @@ def plugin(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("", "needs task.reward_fn='module:function'"),
+    ("", "needs task.custom.reward_fn='module:function'"),
     ("my_reward.exact", "must look like 'module:function'"),
     ("no_such_module_xyz:f", "cannot import 'no_such_module_xyz': ModuleNotFoundError"),
     ("my_reward:missing", "module 'my_reward' has no 'missing'"),
@@ -125,38 +127,53 @@ def plugin(tmp_path, monkeypatch):
 ])
 def test_custom_reward_fn_is_checked_at_config_time(plugin, spec, message):
     with pytest.raises(ConfigError, match=message) as err:
-        validate(config.load(None, ["task.kind=custom", f"task.reward_fn={spec}"]))
+        validate(config.load(None, ["task.kind=custom", f"task.custom.reward_fn={spec}"]))
     _one_line(err)
 
 
 def test_custom_generated_and_file_items(plugin, tmp_path):
-    task = build_task(TaskConfig(kind="custom", reward_fn="my_reward:exact", heldout_size=5), 0)
+    task = build_task(custom_task("my_reward:exact", heldout_size=5), 0)
     item = task.heldout()[0]
     assert item["prompt"].startswith("What is") and task.score(item, f" {item['answer']} ") == 1.0
     assert task.reward(item, "nope") == 0.0 and task.sft_target(item) == str(item["answer"])
     rows = [{"prompt": f"Say {w}", "answer": w, "extra": i} for i, w in enumerate(["a", "b", "c"])]
-    cfg = TaskConfig(kind="custom", reward_fn="my_reward:exact", data_path=_jsonl(tmp_path / "p.jsonl", rows),
+    cfg = custom_task("my_reward:exact", data_path=_jsonl(tmp_path / "p.jsonl", rows),
                      heldout_size=1)
     check_task_config(cfg)
     task = build_task(cfg, 0)
     assert task.heldout()[0]["extra"] == 2 and task.score(task.heldout()[0], "c") == 1.0
     with pytest.raises(ConfigError, match="lacks column"):
-        check_task_config(TaskConfig(kind="custom", reward_fn="my_reward:exact",
+        check_task_config(custom_task("my_reward:exact",
                                      data_path=_jsonl(tmp_path / "q.jsonl", [{"question": "x"}])))
 
 
 def test_custom_plugin_errors_are_contained_by_the_runner(plugin):
-    task = build_task(TaskConfig(kind="custom", reward_fn="my_reward:boom", heldout_size=2), 0)
+    task = build_task(custom_task("my_reward:boom", heldout_size=2), 0)
     runner = RewardRunner(task.reward, timeout_s=1.0)
     assert runner.one(task.heldout()[0], "x") == 0.0 and runner.errors == 1
 
 
 # --- registry and config ------------------------------------------------------------------
 
-def test_registry_and_heldout_path_field():
-    assert set(TASKS.names()) == {"arithmetic", "countdown", "gsm8k", "math", "rg", "custom"}
-    assert "task.heldout_path" in config.describe()
-    with pytest.raises(ConfigError, match=r"not one of: arithmetic, countdown, gsm8k, math, custom, rg:<name>"):
-        check_task_config(TaskConfig(kind="rg"))
+def test_every_task_file_is_declared_and_every_declaration_names_one():
+    """The declarations against an independent source, the files: a task class without a declaration,
+    or a declaration whose class is gone, fails here."""
+    import importlib
+
+    from helpers import ROOT
+
+    from essa_hpc.tasks.base import Task
+
+    defined = set()
+    for path in sorted((ROOT / "essa_hpc" / "tasks").glob("*.py")):
+        module = importlib.import_module(f"essa_hpc.tasks.{path.stem}")
+        defined |= {f"{obj.__module__}:{obj.__qualname__}" for obj in vars(module).values()
+                    if isinstance(obj, type) and issubclass(obj, Task) and obj is not Task
+                    and obj.__module__ == module.__name__}
+    assert defined == {spec.target for spec in TASKS.specs()}
+    with pytest.raises(ConfigError, match="task.kind='rg' is not one of") as err:
+        check_task_config(TaskConfig(kind="rg"))  # a family is not a task by itself
+    listed = str(err.value).split("not one of: ")[1].split(", ")
+    assert "rg:<name>" in listed and "rg" not in listed and set(TASKS.names()) - {"rg"} <= set(listed)
     with pytest.raises(ConfigError, match="train_reward=dense is for numeric answers"):
         check_task_config(TaskConfig(kind="countdown", train_reward="dense"))

@@ -4,11 +4,11 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import TINY
 
 from essa_hpc import config
+from essa_hpc.generation.vllm_rollout import VLLMRollout
 from essa_hpc.model import load_model
-from essa_hpc.vllm_rollout import VLLMRollout
-from helpers import TINY
 
 
 def test_an_engine_that_dies_before_listening_is_an_error_not_a_hang():

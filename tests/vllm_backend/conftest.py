@@ -7,7 +7,6 @@ wheel for this CPU); if vLLM is installed but the engine fails, they fail.
 import subprocess
 
 import pytest
-
 from helpers import ROOT
 
 VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"

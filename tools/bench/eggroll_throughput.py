@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 import torch
-
 from common import save
+
 from essa_hpc import config
 from essa_hpc.assemble import build_parts, build_search
 from essa_hpc.evaluation import row_chunks

@@ -4,7 +4,7 @@
     python tools/bench/essa_vs_grpo.py --study runs/learning --study-spec configs/studies/learning.yaml
                                        [--seeds 0 1 2] [--grpo baseline.steps=200 ...]
 
-ESSA runs are taken from a finished learning study (tools/study_learning.py; its SFT
+ESSA runs are taken from a finished learning study (tools/study/study_learning.py; its SFT
 adapter is the start of both methods). GRPO runs (TRL, same LoRA rank, same task,
 reward and held-out set) are started here into <study>/grpo/seed<k>. Held-out
 evaluation time is excluded from both methods' wall time. Reports, per method and
@@ -22,7 +22,6 @@ import sys
 from pathlib import Path
 
 import yaml
-
 from common import ROOT, save
 
 BIN = Path(sys.executable).parent
@@ -55,7 +54,7 @@ def first_reach(curve: list, target: float):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--study", required=True, help="a finished tools/study_learning.py output dir")
+    ap.add_argument("--study", required=True, help="a finished tools/study/study_learning.py output dir")
     ap.add_argument("--study-spec", required=True, help="the study YAML it was run from")
     ap.add_argument("--arm", help="ESSA arm to compare (default: the first arm of the spec)")
     ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])

@@ -15,11 +15,11 @@ import time
 
 import numpy as np
 import torch
-
 from common import save
+
 from essa_hpc import config
 from essa_hpc.assemble import build_parts
-from essa_hpc.rollout import HFRollout
+from essa_hpc.generation.rollout import HFRollout
 
 
 def timed(fn) -> tuple[float, int]:

@@ -21,7 +21,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 STEPS = ["rollout_throughput.py", "eggroll_throughput.py", "vllm_throughput.py", "scaling.py", "memory.py", "plots.py"]
 STUDY_STEPS = [  # hours; resumable, finished runs are skipped
-    ["tools/study_fair.py", "configs/studies/fair.yaml", "--out", "runs/fair", "--ranks", "2"],
+    ["tools/study/study_fair.py", "configs/studies/fair.yaml", "--out", "runs/fair", "--ranks", "2"],
 ]
 
 
@@ -29,7 +29,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes, minutes not hours")
     ap.add_argument("--study", action="store_true", help="only the ESSA-vs-GRPO study with equal tuning "
-                    "effort (tools/study_fair.py configs/studies/fair.yaml; hours)")
+                    "effort (tools/study/study_fair.py configs/studies/fair.yaml; hours)")
     args = ap.parse_args()
     if args.study:
         cmds = [[sys.executable, *step] for step in STUDY_STEPS]

@@ -16,15 +16,15 @@ import time
 
 import numpy as np
 import torch
-
 from common import save
+
 from essa_hpc import config
 from essa_hpc.assemble import build_parts, build_search
-from essa_hpc.backends import find_vllm_python
-from essa_hpc.comm import Comm
+from essa_hpc.config.backends import find_vllm_python
 from essa_hpc.errors import ConfigError
 from essa_hpc.evaluation import evaluate_population
-from essa_hpc.rollout import HFRollout
+from essa_hpc.generation.rollout import HFRollout
+from essa_hpc.runtime.comm import Comm
 
 
 def run_rows(rollout, space, cands, items, max_rows: int, adapters: bool) -> tuple[float, int, int]:
