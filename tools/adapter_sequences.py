@@ -2,7 +2,7 @@
 behaviour a refactor must not change. Run it on the old checkout and the new one, on one machine
 (float kernels differ in the last bits between machines), and compare the two JSON outputs.
 
-    python tools/adapter_sequences.py [--repo PATH_TO_OTHER_CHECKOUT] [--out DIR]
+    python tools/adapter_sequences.py [--repo PATH_TO_OTHER_CHECKOUT] [--out DIR] [--set KEY=VALUE ...]
 
 ``--repo`` runs that checkout's code (its ``essa_hpc`` first on PYTHONPATH) with this environment.
 """
@@ -27,13 +27,13 @@ CASES = {
 }
 
 
-def sequences(repo: Path, out: Path) -> dict[str, list[str]]:
+def sequences(repo: Path, out: Path, common: list[str] = ()) -> dict[str, list[str]]:
     env = dict(os.environ, OMP_NUM_THREADS="1", ESSA_NO_MPI="1", PYTHONPATH=str(repo))
     result = {}
     for name, overrides in CASES.items():
         run_dir = out / name.replace("+", "_")
         proc = subprocess.run([sys.executable, "-m", "essa_hpc.launch.cli", "train", "configs/tiny.yaml",
-                               "run.generations=3", *overrides, "--run-dir", str(run_dir), "--resume", "never"],
+                               "run.generations=3", *overrides, *common, "--run-dir", str(run_dir), "--resume", "never"],
                               cwd=repo, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
             raise SystemExit(f"{name} failed in {repo}:\n{proc.stderr[-2000:]}")
@@ -46,9 +46,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repo", type=Path, default=ROOT, help="the checkout whose code runs (default: this one)")
     ap.add_argument("--out", type=Path, help="where the runs go (default: a temporary folder)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="overrides for every case, e.g. an option that restores an earlier default")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        print(json.dumps(sequences(args.repo.resolve(), args.out or Path(tmp)), indent=1))
+        print(json.dumps(sequences(args.repo.resolve(), args.out or Path(tmp), args.set), indent=1))
 
 
 if __name__ == "__main__":

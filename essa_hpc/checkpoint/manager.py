@@ -21,7 +21,7 @@ from typing import Callable
 
 from essa_hpc import checkpoint
 from essa_hpc.config import Config, non_resumable_keys, upgrade_saved
-from essa_hpc.config.dataclass_io import lookup
+from essa_hpc.config.dataclass_io import deep_merge, lookup
 from essa_hpc.errors import ConfigError
 from essa_hpc.runtime import rundir
 
@@ -70,10 +70,12 @@ class CheckpointManager:
                                   f"that can be resumed; use --resume never to start over (the earlier files are "
                                   f"kept in previous-<time>/) or another --run-dir")
             return None
-        detail = changed_settings(upgrade_saved(found["config"]), cfg.to_dict(), non_resumable_keys(cfg))
+        # A key the saved config lacks was added later with today's default, unless ADDED_KEYS says otherwise.
+        saved = deep_merge(Config().to_dict(), upgrade_saved(found["config"]))
+        detail = changed_settings(saved, cfg.to_dict(), non_resumable_keys(cfg))
         if detail:
             raise ConfigError(f"cannot resume {found['path']}: non-resumable settings changed ({detail}); "
-                              f"use another --run-dir or --resume never")
+                              f"set them back to continue it, or use another --run-dir or --resume never")
         if found["generation"] > cfg.run.generations:
             raise ConfigError(f"checkpoint is at generation {found['generation']} > "
                               f"run.generations={cfg.run.generations}")

@@ -154,6 +154,8 @@ class RunConfig:
     device: str = opt("auto", "Where each rank computes: auto (cuda:LOCAL_RANK when CUDA is present, else cpu) | cpu "
                       "| cuda (fails before the model loads when there is no CUDA device)")
     progress: bool = opt(True, "tqdm progress bar on rank 0")
+    signal_window: int = opt(10, "Warn once (rank 0) when the updates of this many generations in a row agreed no "
+                             "better than chance (metrics update_snr); 0 = never")
 
 
 @dataclass
@@ -273,10 +275,21 @@ def _move_flat_keys(data: dict, sections, notice: bool) -> dict:
     return out
 
 
+# Keys added with a default that behaves differently from what came before: a saved config
+# without one was written under the earlier behaviour, which this value names.
+ADDED_KEYS = {("strategy", "cma_es", "tie_weights"): "index"}
+
+
 def upgrade_saved(data: dict) -> dict:
     """A config saved by an earlier version (a checkpoint's, a run dir's config.yaml) in today's
-    layout: flat kind keys move into their kind's sub-section. Today's layout passes unchanged."""
-    return _move_flat_keys(data, MOVED_KEYS, notice=False)
+    layout: flat kind keys move into their kind's sub-section, and a key added since then takes
+    the value that names the behaviour the config ran under. Today's layout passes unchanged."""
+    out = _move_flat_keys(data, MOVED_KEYS, notice=False)
+    for (section, kind, key), earlier in ADDED_KEYS.items():
+        options = out.get(section, {}).get(kind) if isinstance(out.get(section), dict) else None
+        if isinstance(options, dict) and key not in options:
+            out[section][kind] = {**options, key: earlier}
+    return out
 
 
 def from_saved(data: dict) -> Config:

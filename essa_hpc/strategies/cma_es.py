@@ -11,6 +11,10 @@ the same object from the same seed and replays the same tells. BLAS threads are
 pinned to 1 around ask/tell because the full-covariance eigendecomposition is
 not bit-identical across thread counts.
 
+Equal rewards get equal weight (``tie_weights=average``), and the mean may move along the
+mirrored pairs' antithetic estimate and by an average of its recent steps (``mean_update``,
+``momentum``; ``mean_update.py`` says what each does to sigma and the covariance).
+
 Checkpoints store arrays, never pickles; ``STATE_ATTRS`` names the private
 pycma 4.5.0 attributes that a bit-identical continuation needs (pinned in
 pyproject; a save/restore/compare test guards upgrades).
@@ -26,8 +30,10 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from essa_hpc.config.options import choice, opt
+from essa_hpc.errors import ConfigError
 from essa_hpc.runtime import seeding
 from essa_hpc.strategies.base import Strategy, rng_state, set_rng_state
+from essa_hpc.strategies.mean_update import StepAverage, along, antithetic_direction, average_ties
 
 
 @dataclass
@@ -36,11 +42,29 @@ class Options:
     covariance: str = opt("separable", "full | separable (diagonal; fast for large dim)", resumable=False)
     ties: str = opt("skip", "on all-equal rewards: skip (no update; pycma would random-walk the mean) "
                     "| rank (pycma's arbitrary order)")
+    tie_weights: str = opt("average", "equal rewards get equal weight: average (each tied group's candidates "
+                           "are replaced by their mean before pycma's tell, so the update does not depend on the "
+                           "order of tied candidates; the rank-mu covariance term loses the group's spread) | index "
+                           "(pycma's index order, as before this option existed)", resumable=False)
+    mean_update: str = opt("cma", "how the mean moves: cma (pycma's weighted recombination) | antithetic (along "
+                           "the mirrored pairs' sum (r+ - r-) eps, by the length of pycma's own step; sigma and the "
+                           "covariance still adapt from pycma's update; needs strategy.mirrored)", resumable=False)
+    momentum: float = opt(0.0, "beta in [0, 1): the mean moves by the bias-corrected average of its recent steps "
+                          "(Adam's first moment), so signal shared across generations adds up; 0 = off",
+                          resumable=False)
 
 
 def check_config(cfg) -> None:
-    choice(cfg.strategy.cma_es.covariance, ["full", "separable"], "strategy.cma_es.covariance")
-    choice(cfg.strategy.cma_es.ties, ["skip", "rank"], "strategy.cma_es.ties")
+    o = cfg.strategy.cma_es
+    choice(o.covariance, ["full", "separable"], "strategy.cma_es.covariance")
+    choice(o.ties, ["skip", "rank"], "strategy.cma_es.ties")
+    choice(o.tie_weights, ["average", "index"], "strategy.cma_es.tie_weights")
+    choice(o.mean_update, ["cma", "antithetic"], "strategy.cma_es.mean_update")
+    if o.mean_update == "antithetic" and not cfg.strategy.mirrored:
+        raise ConfigError("strategy.cma_es.mean_update=antithetic estimates from mirrored pairs: set "
+                          "strategy.mirrored=true")
+    if not 0.0 <= o.momentum < 1.0:
+        raise ConfigError(f"strategy.cma_es.momentum must be in [0, 1), got {o.momentum}")
 
 STATE_ATTRS = ["mean", "sigma", "countiter", "countevals", "pc", "mean_old", "adapt_sigma.ps",
                "sigma_vec.scaling", "sigma_vec.is_identity", "sm.C", "sm.B", "sm.D",
@@ -66,10 +90,13 @@ def _set(obj, dotted: str, value) -> None:
 
 class CMAES(Strategy):
     def __init__(self, x0: np.ndarray, population: int, sigma0: float, run_seed: int,
-                 covariance: str = "separable", mirrored: bool = True, ties: str = "skip"):
+                 covariance: str = "separable", mirrored: bool = True, ties: str = "skip",
+                 tie_weights: str = "average", mean_update: str = "cma", momentum: float = 0.0):
         import cma
 
         self.population, self.dim, self.ties = population, len(x0), ties
+        self.tie_weights, self.mean_update = tie_weights, mean_update
+        self.steps = StepAverage(momentum, len(x0))
         self._rng = seeding.rng(run_seed, "strategy")
         opts = {
             "popsize": population, "seed": np.nan, "randn": lambda lam, n: self._rng.standard_normal((lam, n)),
@@ -89,7 +116,8 @@ class CMAES(Strategy):
     def from_config(cls, strategy_cfg, x0: np.ndarray, sigma0: float, run_seed: int) -> "CMAES":
         o = strategy_cfg.cma_es
         return cls(x0, strategy_cfg.population, sigma0, run_seed, covariance=o.covariance,
-                   mirrored=strategy_cfg.mirrored, ties=o.ties)
+                   mirrored=strategy_cfg.mirrored, ties=o.ties, tie_weights=o.tie_weights, mean_update=o.mean_update,
+                   momentum=o.momentum)
 
     def ask(self) -> np.ndarray:
         with threadpool_limits(1):
@@ -107,14 +135,30 @@ class CMAES(Strategy):
         # keeping only the advanced random stream so the next candidates are new ones.
         flat = self.ties == "skip" and np.ptp(loss) == 0
         before = self.state_dict() if flat else None
+        mean_before = self.mean
+        told = average_ties(self._asked, loss) if self.tie_weights == "average" else self._asked
         with warnings.catch_warnings(), threadpool_limits(1):
             warnings.simplefilter("ignore")  # flat-fitness notices; the trainer logs ties itself
-            self.es.tell(list(self._asked), list(loss))
+            self.es.tell(list(told), list(loss))
         if flat:
             before["rng"] = self.state_dict()["rng"]
             self.load_state_dict({k: v for k, v in before.items() if k != "es._flgtelldone"})
+        elif self.mean_update != "cma" or self.steps.beta:
+            step = self.mean - mean_before  # pycma's own step
+            if self.mean_update == "antithetic":
+                step = along(antithetic_direction(self._asked, -loss, mean_before), float(np.linalg.norm(step)))
+            self.es.mean = mean_before + self.steps(step)
+            self._prepare_injections()
         self._asked = None
         return {"sigma": float(self.es.sigma), "skipped_flat": bool(flat)}
+
+    def _prepare_injections(self) -> None:
+        # pycma prepares the next ask's injected directions (TPA's mean-shift pair) at the end
+        # of tell from mean - mean_old; rebuild them whenever the mean is set from outside
+        # (a resume, undoing a flat tell, or a mean update of our own).
+        self.es.pop_injection_directions, self.es.pop_injection_solutions = [], []
+        if self.es.countiter > 0:
+            self.es._prepare_injection_directions()
 
     @property
     def mean(self) -> np.ndarray:
@@ -122,6 +166,8 @@ class CMAES(Strategy):
 
     def state_dict(self) -> dict:
         state = {"rng": json.dumps(rng_state(self._rng))}
+        if self.steps.beta:
+            state.update({f"momentum.{k}": v for k, v in self.steps.state_dict().items()})
         for attr in STATE_ATTRS:
             value = _get(self.es, attr)
             if value is not None:
@@ -144,11 +190,8 @@ class CMAES(Strategy):
         if not hasattr(self.es, "timer"):  # pycma only creates its wall-clock timer on the first ask
             from cma.utilities.utils import ElapsedWCTime
             self.es.timer = ElapsedWCTime()
-        # pycma prepares the next ask's injected directions (TPA's mean-shift pair) at the end
-        # of tell from mean - mean_old; rebuild them from the restored arrays rather than
-        # store them, so a restore (resume, or undoing a flat tell) matches the state exactly.
-        self.es.pop_injection_directions, self.es.pop_injection_solutions = [], []
-        if self.es.countiter > 0:
-            self.es._prepare_injection_directions()
+        self._prepare_injections()  # from the restored arrays, so a restore matches the state exactly
+        if self.steps.beta:
+            self.steps.load_state_dict({k[len("momentum."):]: v for k, v in state.items() if k.startswith("momentum.")})
         set_rng_state(self._rng, json.loads(state["rng"]))
         self._asked = None

@@ -33,7 +33,11 @@ def make(case, seed=0, *extra):
     return build_strategy(cfg.strategy, np.zeros(DIM), SIGMA0.get(kind, 0.3), seed)
 
 
-VARIANTS = {"cma_es:full": ["strategy.cma_es.covariance=full", "strategy.mirrored=false"]}
+VARIANTS = {"cma_es:full": ["strategy.cma_es.covariance=full", "strategy.mirrored=false"],
+            "cma_es:index_ties": ["strategy.cma_es.tie_weights=index"],
+            "cma_es:antithetic": ["strategy.cma_es.mean_update=antithetic"],
+            "cma_es:momentum": ["strategy.cma_es.momentum=0.8"],
+            "cma_es:antithetic_momentum": ["strategy.cma_es.mean_update=antithetic", "strategy.cma_es.momentum=0.5"]}
 KINDS = STRATEGIES.names() + list(VARIANTS)
 
 
@@ -185,3 +189,59 @@ def test_cma_resume_at_tpa_dimension(flat_before_save, tmp_path):
         assert np.array_equal(xa, xb)
         a.tell(reward(xa)); b.tell(reward(xb))
     assert np.array_equal(a.mean, b.mean) and a.es.sigma == b.es.sigma
+
+
+PAIR_TIED = np.repeat(np.arange(4.0), 2)  # each mirrored pair one reward, distinct across pairs
+
+
+@pytest.mark.parametrize("rule, moves", [("average", False), ("index", True)])
+def test_tied_candidates_get_equal_weight(rule, moves):
+    """pycma ranks with an argsort: members of a tied mirrored pair got different weights in index order,
+    and the mean moved along their difference (0.48 here, where sigma sqrt(n) is 2.1). With tie-aware
+    weights the pairs average to the mean itself, so it must stay put; the old rule must fail that."""
+    cfg = config.load(None, ["strategy.population=8", f"strategy.cma_es.tie_weights={rule}"])
+    s = build_strategy(cfg.strategy, np.zeros(50), 0.3, 0)
+    s.ask()
+    before = s.mean
+    s.tell(PAIR_TIED)
+    moved = float(np.linalg.norm(s.mean - before))
+    assert (moved > 0.1) if moves else (moved < 1e-12), moved
+
+
+def test_tie_aware_update_does_not_depend_on_the_order_of_tied_candidates():
+    """Swapping two tied candidates (and their rewards) leaves the tie-aware update unchanged."""
+    from essa_hpc.strategies.mean_update import average_ties
+
+    rng = np.random.default_rng(0)
+    cands, rewards = rng.standard_normal((8, 5)), np.array([1.0, 0.0, 1.0, 2.0, 0.0, 1.0, 3.0, 0.0])
+    swapped = cands.copy()
+    swapped[[0, 2]] = cands[[2, 0]]
+    assert np.array_equal(average_ties(cands, rewards), average_ties(swapped, rewards))
+    distinct = np.arange(8.0)
+    assert np.array_equal(average_ties(cands, distinct), cands)  # no ties: the candidates as asked
+
+
+def test_antithetic_mean_update_moves_along_the_pairs_reward_differences():
+    """With the step length taken from pycma, the mean moves exactly along sum_j (r+_j - r-_j) eps_j."""
+    from essa_hpc.strategies.mean_update import antithetic_direction
+
+    cfg = config.load(None, ["strategy.population=8", "strategy.cma_es.mean_update=antithetic"])
+    s = build_strategy(cfg.strategy, np.zeros(20), 0.3, 0)
+    x, before = s.ask(), s.mean
+    rewards = -np.sum((x - 1.0) ** 2, axis=1)
+    direction = antithetic_direction(x, rewards, before)
+    s.tell(rewards)
+    step = s.mean - before
+    assert np.linalg.norm(step) > 0
+    assert np.isclose(step @ direction / (np.linalg.norm(step) * np.linalg.norm(direction)), 1.0)
+
+
+def test_momentum_averages_the_steps_and_resumes_exactly():
+    from essa_hpc.strategies.mean_update import StepAverage
+
+    avg = StepAverage(0.5, 2)
+    first = avg(np.array([1.0, 0.0]))
+    second = avg(np.array([-1.0, 0.0]))
+    assert np.allclose(first, [1.0, 0.0])  # bias-corrected: the first step as it is
+    assert np.allclose(second, [(0.5 * 0.5 - 0.5) / 0.75, 0.0])  # opposite noise cancels in part
+    assert "momentum.v" in make("cma_es:momentum").state_dict()
