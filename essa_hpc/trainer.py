@@ -28,6 +28,7 @@ from essa_hpc.runtime.comm import Comm
 from essa_hpc.runtime.preempt import EXIT_INTERRUPTED, Preemption
 from essa_hpc.runtime.runlog import MetricsLog, Stopwatch, write_summary
 from essa_hpc.selection import BestOnValidation
+from essa_hpc.strategies.diagnostics import SignalMonitor, generation_signal
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,11 @@ class Trainer:
         else:
             self.ckpt.restore(found, self.checkpoint_parts())
         self.heldout, self.validation = self.task.heldout(), self.task.validation()
+        # Candidates that are seed addresses have no direction to judge (the full and eggroll spaces).
+        self.signal_dim = 0 if self.space.seed_addressed else len(self.strategy.mean)
+        self.signal = SignalMonitor(cfg.run.signal_window)
+        for record in self.metrics.records:  # a resumed run watches the same window
+            self.signal.observe(record, self.signal_dim)
 
     def checkpoint_parts(self) -> dict:
         """What a checkpoint holds, in load order: the base model's identity first (a wrong model is
@@ -148,7 +154,8 @@ class Trainer:
                 log.info("run.budget_s=%g spent at generation %d: finishing", cfg.run.budget_s, self.generation)
                 break
             bar.update(1)
-            bar.set_postfix(reward=f"{record['reward_mean']:.3f}", heldout=record.get("heldout_reward", ""))
+            bar.set_postfix(reward=f"{record['reward_mean']:.3f}", tied=f"{record['tied_fraction']:.2f}",
+                            heldout=self.last_heldout())
             if stop:
                 bar.close()
                 what = "interrupted" if stop == EXIT_INTERRUPTED else "preemption"
@@ -160,6 +167,11 @@ class Trainer:
             write_summary(self.run_dir / "summary.json", self.metrics.records, cfg.run.generations, FAULT_KINDS,
                           self.export())
         return 0
+
+    def last_heldout(self) -> str:
+        """The latest held-out score with its generation, e.g. '0.612@g10' (kept between evaluations)."""
+        last = next((r for r in reversed(self.metrics.records) if "heldout_reward" in r), None)
+        return f"{last['heldout_reward']:.3f}@g{last['generation']}" if last else ""
 
     def export(self) -> dict:
         """Rank 0: write run_dir/adapter (the best validated one under run.select_best, the last one
@@ -190,6 +202,7 @@ class Trainer:
         with watch("step"):
             items = self.task.minibatch(self.generation, self.batch_size())              # seeds -> prompts
             with watch("ask"):
+                mean_before = np.array(self.strategy.mean)  # a copy: tell moves the mean
                 cands = self.strategy.ask()                                             # seeds -> candidates
             with watch("eval"):
                 res = evaluate_population(p.rollout, self.space, p.rewarder, cands, items, cfg, comm,
@@ -212,7 +225,8 @@ class Trainer:
                       "reward_max": float(rewards.max()), "reward_min": float(rewards.min()),
                       "reward_ties": int(lam - len(np.unique(rewards))), "new_tokens": int(summed[lam]),
                       "samples": lam * len(items),
-                      "reward_faults": self.fault_record(summed[lam + 1:]), **info}
+                      "reward_faults": self.fault_record(summed[lam + 1:]), **info,
+                      **generation_signal(rewards, *((cands, mean_before) if self.signal_dim else ()))}
             if last or (cfg.run.eval_every and self.generation % cfg.run.eval_every == 0):
                 with watch("heldout"):
                     record.update(self.evaluate_mean(mean))
@@ -228,4 +242,7 @@ class Trainer:
             self.metrics.stage(record)  # the checkpoint holds this generation's line too
             record["ckpt_s"] = self.ckpt.save(self.generation, self.checkpoint_parts(), cfg.to_dict())
         self.metrics.write(record)
+        warning = self.signal.observe(record, self.signal_dim)
+        if warning and comm.is_root:
+            log.warning("generation %d: %s", self.generation, warning)
         return record, stop

@@ -67,6 +67,20 @@ def run_config(args, env: RankEnv) -> int:
     return 0
 
 
+def signal_status(records: list[dict], window: int = 10) -> dict | None:
+    """The latest generation's signal diagnostics and the mean over the last ``window`` generations
+    (update_snr: the agreement of two half-population update estimates; 0 is chance)."""
+    steps = [r for r in records if "tied_fraction" in r]
+    if not steps:
+        return None
+    last, recent = steps[-1], steps[-window:]
+    snr = [r["update_snr"] or 0.0 for r in recent]
+    return {"tied_fraction": last["tied_fraction"], "distinct_rewards": last["distinct_rewards"],
+            "mirror_ties": last.get("mirror_ties"), "update_snr": last.get("update_snr"),
+            f"update_snr_mean_last_{len(recent)}": round(sum(snr) / len(snr), 4),
+            f"tied_fraction_mean_last_{len(recent)}": round(sum(r["tied_fraction"] for r in recent) / len(recent), 4)}
+
+
 def run_status(args, env: RankEnv) -> int:
     from essa_hpc.runtime.launchers import job_state
     from essa_hpc.runtime.runlog import read_metrics
@@ -101,6 +115,7 @@ def run_status(args, env: RankEnv) -> int:
               # finished = exported, and the newest checkpoint that verifies is the final generation
               "finished": bool(exported and total is not None and valid_gen == total),
               "exported_adapter": exported}
+    status["signal"] = signal_status(records)
     if bad_lines:
         status["unreadable_metrics_lines"] = bad_lines
     job_file = run_dir / "job.json"

@@ -1,8 +1,9 @@
 """ESSA's search space (arXiv 2507.04453, §3.2, Alg. 1).
 
 Each LoRA factor gets its own SVD; U and V stay frozen and a candidate is a vector
-of offsets added to the top alpha-fraction of s_A and s_B of every wrapped module.
-Length = modules × 2 × ceil(alpha·r). Many candidates share one batch because a
+of offsets added to the top alpha-fraction of s_A and s_B (or of one of them,
+``space.svd_lora.factors``) of every wrapped module. Length = modules × factors ×
+ceil(alpha·r). sigma is relative to the mean |s| of the searched values. Many candidates share one batch because a
 candidate only changes per-row diagonal scales.
 """
 from __future__ import annotations
@@ -31,22 +32,23 @@ class SVDLoRASpace(WrappedLoRASpace):
             replace_module(model, name, layer)
             self.layers.append(layer)
         self.k = max(1, math.ceil(cfg.alpha_fraction * self.start.rank))
+        self.searched = {"both": [0, 1], "A": [0], "B": [1]}[cfg.svd_lora.factors]  # base_s[:, 0] is A's, [:, 1] B's
         self.base_s = torch.stack([layer.base_s for layer in self.layers])  # [modules, 2, r] float64
-        self.dim = len(self.layers) * 2 * self.k
+        self.dim = len(self.layers) * len(self.searched) * self.k
 
     def initial(self) -> np.ndarray:
         return np.zeros(self.dim)
 
     def typical_scale(self) -> float:
-        trainable = self.base_s[:, :, : self.k].abs()
+        trainable = self.base_s[:, self.searched, : self.k].abs()
         nonzero = trainable[trainable > 0]
         return float(nonzero.mean()) if nonzero.numel() else 1.0
 
     def singular_values(self, cands: np.ndarray) -> torch.Tensor:
         """[C, dim] offsets -> [C, modules, 2, r] singular values (float64)."""
-        offsets = as_tensor(cands).reshape(len(cands), len(self.layers), 2, self.k)
+        offsets = as_tensor(cands).reshape(len(cands), len(self.layers), len(self.searched), self.k)
         s = self.base_s.expand(len(cands), -1, -1, -1).clone()
-        s[..., : self.k] += offsets
+        s[:, :, self.searched, : self.k] += offsets
         return s
 
     def apply(self, cands: np.ndarray, row_cand: np.ndarray) -> None:

@@ -7,8 +7,12 @@ pytestmark = [pytest.mark.mpi, pytest.mark.skipif(mpiexec() is None, reason="mpi
 
 
 FULL = FULL_SPACE
+# A concentrated search (the top half of the B factors' singular values) with the antithetic, averaged mean update.
+CONCENTRATED = ["space.svd_lora.factors=B", "space.alpha_fraction=0.5", "strategy.cma_es.mean_update=antithetic",
+                "strategy.cma_es.momentum=0.5"]
 SETUPS = {"svd_lora-cma_es": ["strategy.kind=cma_es"], "svd_lora-open_es": ["strategy.kind=open_es"],
-          "lora-cma_es": ["space.kind=lora"], "full-open_es": FULL, "eggroll-open_es": EGGROLL_SPACE}
+          "lora-cma_es": ["space.kind=lora"], "full-open_es": FULL, "eggroll-open_es": EGGROLL_SPACE,
+          "svd_lora_B_top-cma_es_antithetic_momentum": CONCENTRATED}
 
 
 @pytest.mark.parametrize("setup", SETUPS)

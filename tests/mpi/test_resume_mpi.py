@@ -29,9 +29,13 @@ def test_preempt_on_two_ranks_resume_on_one(reference, tmp_path):
     assert_each_generation_once(run)
 
 
-@pytest.mark.parametrize("space", ["full", "eggroll"])
-def test_seed_addressed_space_preempt_and_resume_across_world_sizes(space, tmp_path):
-    setup = {"full": FULL_SPACE, "eggroll": EGGROLL_SPACE}[space]
+CONCENTRATED = ["space.svd_lora.factors=B", "space.alpha_fraction=0.5", "strategy.cma_es.mean_update=antithetic",
+                "strategy.cma_es.momentum=0.5"]
+
+
+@pytest.mark.parametrize("space", ["full", "eggroll", "svd_lora_B_antithetic_momentum"])
+def test_space_and_update_options_preempt_and_resume_across_world_sizes(space, tmp_path):
+    setup = {"full": FULL_SPACE, "eggroll": EGGROLL_SPACE, "svd_lora_B_antithetic_momentum": CONCENTRATED}[space]
     ref = tmp_path / "ref"
     train(ref, 2, *setup, resume="never")
     run = tmp_path / "run"

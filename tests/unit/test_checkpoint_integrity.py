@@ -97,6 +97,9 @@ def test_status_with_corrupt_checkpoints_and_a_cut_metrics_line(tmp_path):
     essa(["train", str(TINY), "run.generations=3", "--run-dir", str(run)])
     good = json.loads(essa(["status", str(run)]).stdout)
     assert good["finished"] and good["last_checkpoint"] == "ckpt_000003.h5" and good["corrupt_checkpoints"] == []
+    last = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][-1]
+    assert good["signal"]["tied_fraction"] == last["tied_fraction"]  # the signal diagnostics, as logged
+    assert good["signal"]["update_snr"] == last["update_snr"] and "update_snr_mean_last_3" in good["signal"]
     for ckpt in (run / "checkpoints").iterdir():
         ckpt.write_bytes(ckpt.read_bytes()[:500])
     with open(run / "metrics.jsonl", "a") as fh:

@@ -33,6 +33,20 @@ def test_svd_space_dimension_follows_alpha():
     assert p.space.dim == n_modules * 2 * 2
 
 
+@pytest.mark.parametrize("factors, moved", [("B", 1), ("A", 0)])
+def test_svd_space_searches_only_the_chosen_factor_and_scales_sigma_by_its_values(factors, moved):
+    _, p = parts_for("space.rank=4", "space.alpha_fraction=0.5", f"space.svd_lora.factors={factors}")
+    space = p.space
+    assert space.dim == len(space.layers) * 1 * 2
+    s = space.singular_values(np.ones((1, space.dim)))[0]  # offsets of 1 on every searched value
+    delta = (s - space.base_s).numpy()
+    assert np.allclose(delta[:, moved, :2], 1.0) and np.all(delta[:, moved, 2:] == 0.0)
+    assert np.all(delta[:, 1 - moved] == 0.0)  # the other factor stays as it was
+    top = space.base_s[:, moved, :2].abs()
+    top = top[top > 0]  # without SFT, B starts at zero: then sigma is absolute (scale 1)
+    assert space.typical_scale() == pytest.approx(float(top.mean()) if top.numel() else 1.0)
+
+
 def test_batched_logits_equal_one_at_a_time():
     cfg, p = parts_for()
     items = p.task.heldout()[:5]
