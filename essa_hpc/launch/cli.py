@@ -87,6 +87,20 @@ def build_parser() -> argparse.ArgumentParser:
     from essa_hpc.launch.submit_cmd import add_submit_parser
     add_submit_parser(sub)
 
+    p = sub.add_parser("signal", help="how much of one generation's update is signal, for a grid of settings",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+                       description="At the run's start, draw independent populations per setting, score them as\n"
+                                   "training does and form each update with the strategy's own rule. Reports the\n"
+                                   "agreement of independent updates (0 = noise), their cosine with the negative\n"
+                                   "SFT-loss gradient on the searched values, the tie fraction and the share of that\n"
+                                   "gradient inside the searched dimensions. One process; minutes, not a run.")
+    _add_config_args(p)
+    p.add_argument("--settings", help="YAML: setting name -> list of key=value overrides (default: the config as is)")
+    p.add_argument("--populations", type=int, default=4, help="independent populations per setting (>= 2)")
+    p.add_argument("--gradient-examples", type=int, default=256,
+                   help="SFT examples for the gradient comparison (0 = skip it)")
+    p.add_argument("--out", help="write the results as JSON here")
+
     p = sub.add_parser("status", help="progress of a run: generation, reward, checkpoint, job state")
     p.add_argument("run_dir", help="a run directory")
 
@@ -99,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 # command -> "module:function" under essa_hpc.launch, imported only when used
 COMMANDS = {"eval": "eval_cmd:run_eval", "export": "eval_cmd:run_export", "sft": "sft_cmd:run_sft",
             "baseline": "baseline_cmd:run_baseline", "inspect": "inspect_cmd:run_inspect",
-            "submit": "submit_cmd:run_submit", "status": "inspect_cmd:run_status", "config": "inspect_cmd:run_config"}
+            "submit": "submit_cmd:run_submit", "signal": "signal_cmd:run_signal", "status": "inspect_cmd:run_status", "config": "inspect_cmd:run_config"}
 
 
 def main(argv: list[str] | None = None, owns_process: bool | None = None) -> int:

@@ -26,6 +26,7 @@ SUBSTREAMS = {
     "sft_init": ("init", 2**20),               # LoRA A init of `essa-hpc sft` and of the GRPO/ESO policy
     "sft_minibatch": ("minibatch", 2**30),     # key: SFT step
     "probe_minibatch": ("minibatch", 2**29),   # key: step of tools/study/probe_svd_headroom.py
+    "signal_examples": ("minibatch", 2**28),   # the SFT examples whose loss gradient `essa-hpc signal` compares with
     "heldout_sampling": ("sampling", 2**31),   # keys: 0, chunk (held-out decoding at temperature > 0)
     "baseline_sampling": ("sampling", 2**33),  # TRL's generation seed for the baselines
     "trdpo_pairs": ("sampling", 2**33 + 1),    # keys: 0, prompt chunk (TR-DPO's preference samples)

@@ -27,7 +27,7 @@ def test_train_then_eval_exported_adapter_matches_run(tmp_path):
     assert json.loads(out.stdout)["heldout_reward"] == recs[-1]["heldout_reward"]
 
 
-COMMANDS = ("train", "eval", "export", "sft", "baseline", "inspect", "submit", "status", "config")
+COMMANDS = ("train", "eval", "export", "sft", "baseline", "inspect", "submit", "status", "config", "signal")
 # What each command's --help must explain: its own options and arguments, and where it matters the
 # overrides and exit codes; baseline's lists every declared method with its help line.
 EXPLAINS = {"train": ["--run-dir", "--resume", "section.key=value", "strategy.population=16", "Exit codes",
@@ -37,7 +37,8 @@ EXPLAINS = {"train": ["--run-dir", "--resume", "section.key=value", "strategy.po
             "inspect": ["path", "--tail"],
             "status": ["run_dir"],
             "config": ["--describe"],
-            "submit": ["--local"]}
+            "submit": ["--local"],
+            "signal": ["--settings", "--populations", "--gradient-examples", "--out", "agreement"]}
 
 
 def test_help_explains_each_command():

@@ -69,7 +69,7 @@ LAYERS = [
     ["essa_hpc.strategies", "essa_hpc.tasks", "essa_hpc.rewards", "essa_hpc.reward_worker", "essa_hpc.checkpoint"],
     ["essa_hpc.model", "essa_hpc.quantize", "essa_hpc.spaces", "essa_hpc.generation", "essa_hpc.evaluation",
      "essa_hpc.selection"],
-    ["essa_hpc.assemble", "essa_hpc.trainer", "essa_hpc.sft", "essa_hpc.baselines"],
+    ["essa_hpc.assemble", "essa_hpc.trainer", "essa_hpc.sft", "essa_hpc.signal_check", "essa_hpc.baselines"],
     ["essa_hpc.launch"],
 ]
 
