@@ -88,3 +88,17 @@ def custom_task(reward_fn: str, **keys):
     cfg = TaskConfig(kind="custom", **keys)
     cfg.custom.reward_fn = reward_fn
     return cfg
+
+
+def classes_in_package(package: str, base: type) -> set[str]:
+    """``"module:Class"`` of every subclass of ``base`` defined in a module file of ``package``: the
+    independent source the declaration tables are checked against."""
+    import importlib
+
+    defined = set()
+    for path in sorted((ROOT / package.replace(".", "/")).glob("*.py")):
+        module = importlib.import_module(f"{package}.{path.stem}")
+        defined |= {f"{obj.__module__}:{obj.__qualname__}" for obj in vars(module).values()
+                    if isinstance(obj, type) and issubclass(obj, base) and obj is not base
+                    and obj.__module__ == module.__name__}
+    return defined

@@ -44,18 +44,11 @@ KINDS = STRATEGIES.names() + list(VARIANTS)
 def test_every_strategy_file_is_declared_so_the_contract_tests_cover_it():
     """The declarations against an independent source, the files: a Strategy subclass without a
     declaration (as a kind or as a kind's seed-addressed form) would escape the tests below."""
-    import importlib
-
-    from helpers import ROOT
+    from helpers import classes_in_package
 
     from essa_hpc.strategies.base import Strategy
 
-    defined = set()
-    for path in sorted((ROOT / "essa_hpc" / "strategies").glob("*.py")):
-        module = importlib.import_module(f"essa_hpc.strategies.{path.stem}")
-        defined |= {f"{obj.__module__}:{obj.__qualname__}" for obj in vars(module).values()
-                    if isinstance(obj, type) and issubclass(obj, Strategy) and obj is not Strategy
-                    and obj.__module__ == module.__name__}
+    defined = classes_in_package("essa_hpc.strategies", Strategy)
     declared = {s.target for s in STRATEGIES.specs()} | {s.get("seed_addressed") for s in STRATEGIES.specs()
                                                           if s.get("seed_addressed")}
     assert defined == declared

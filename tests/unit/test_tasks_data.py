@@ -158,19 +158,11 @@ def test_custom_plugin_errors_are_contained_by_the_runner(plugin):
 def test_every_task_file_is_declared_and_every_declaration_names_one():
     """The declarations against an independent source, the files: a task class without a declaration,
     or a declaration whose class is gone, fails here."""
-    import importlib
-
-    from helpers import ROOT
+    from helpers import classes_in_package
 
     from essa_hpc.tasks.base import Task
 
-    defined = set()
-    for path in sorted((ROOT / "essa_hpc" / "tasks").glob("*.py")):
-        module = importlib.import_module(f"essa_hpc.tasks.{path.stem}")
-        defined |= {f"{obj.__module__}:{obj.__qualname__}" for obj in vars(module).values()
-                    if isinstance(obj, type) and issubclass(obj, Task) and obj is not Task
-                    and obj.__module__ == module.__name__}
-    assert defined == {spec.target for spec in TASKS.specs()}
+    assert classes_in_package("essa_hpc.tasks", Task) == {spec.target for spec in TASKS.specs()}
     with pytest.raises(ConfigError, match="task.kind='rg' is not one of") as err:
         check_task_config(TaskConfig(kind="rg"))  # a family is not a task by itself
     listed = str(err.value).split("not one of: ")[1].split(", ")
