@@ -66,10 +66,20 @@ def test_kill_9_during_checkpoint_write(reference, tmp_path):
     assert_each_generation_once(run)
 
 
+@pytest.fixture(scope="module")
+def preempted_after_four(tmp_path_factory):
+    """A run preempted after generation 4, with checkpoints 2, 3 and 4; each test damages a copy."""
+    run = tmp_path_factory.mktemp("preempted") / "run"
+    train(run, None, preempt_at="3", check=False)
+    return run
+
+
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "flip"])
-def test_corrupt_newest_checkpoint_falls_back(damage, reference, tmp_path):
+def test_corrupt_newest_checkpoint_falls_back(damage, reference, preempted_after_four, tmp_path):
+    import shutil
+
     run = tmp_path / "run"
-    train(run, None, preempt_at="3", check=False)  # stops after generation 4 with checkpoints 2, 3, 4
+    shutil.copytree(preempted_after_four, run)
     newest = checkpoint.list_checkpoints(run / "checkpoints")[-1]
     assert newest.name == "ckpt_000004.h5"
     if damage == "truncate":
