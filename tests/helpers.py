@@ -20,6 +20,13 @@ EGGROLL_SPACE = ["space.kind=eggroll", "space.rank=1", "space.target_modules=[q_
                  "up_proj,down_proj]", "strategy.kind=open_es", "strategy.open_es.shaping=z_score",
                  "strategy.sigma_relative=false", "strategy.sigma0=0.05", "strategy.open_es.learning_rate=0.01",
                  "strategy.population=8", "rollout.group_size=4"]
+# What each space needs besides space.kind=<name> to train on the tiny model (a space not named here needs nothing).
+SPACE_SETUPS = {"full": FULL_SPACE, "eggroll": EGGROLL_SPACE}
+
+
+def space_setup(name: str) -> list[str]:
+    """The overrides that train the space ``name`` on the tiny model."""
+    return SPACE_SETUPS.get(name, [f"space.kind={name}"])
 
 
 def mpiexec() -> str | None:

@@ -1,7 +1,9 @@
 """The determinism contract under real mpiexec: 1 and 2 ranks give the same adapter
 at every generation, and only scalars cross ranks."""
 import pytest
-from helpers import EGGROLL_SPACE, FULL_SPACE, TINY, essa, metrics, mpiexec, shas
+from helpers import EGGROLL_SPACE, FULL_SPACE, TINY, essa, metrics, mpiexec, shas, space_setup
+
+from essa_hpc.config.spaces import SPACES
 
 pytestmark = [pytest.mark.mpi, pytest.mark.skipif(mpiexec() is None, reason="mpiexec not installed (pip install mpich)")]
 
@@ -27,9 +29,9 @@ def test_one_and_two_ranks_bit_identical(setup, tmp_path):
     assert len(set(runs[1])) == 4  # the adapter really moved every generation
 
 
-@pytest.mark.parametrize("space", ["svd_lora", "full", "eggroll"])
+@pytest.mark.parametrize("space", SPACES.names())
 def test_bytes_sent_bounded_and_independent_of_model_size(space, tmp_path):
-    extra = {"full": FULL, "eggroll": EGGROLL_SPACE}.get(space, [])
+    extra = space_setup(space)
     lam = 6 if space == "full" else 8
     sent = {}
     for name in ("tiny-random", "tiny-random:64x4"):

@@ -1,7 +1,9 @@
 """Preemption and resume across ranks, including a change of world size."""
 import pytest
-from helpers import EGGROLL_SPACE, FULL_SPACE, metrics, mpiexec
+from helpers import metrics, mpiexec, space_setup
 from resume_helpers import EXIT_PREEMPTED, assert_each_generation_once, final_sha, run_with_preemptions, train
+
+from essa_hpc.config.spaces import SPACES
 
 pytestmark = [pytest.mark.mpi, pytest.mark.skipif(mpiexec() is None, reason="mpiexec not installed")]
 
@@ -33,9 +35,11 @@ CONCENTRATED = ["space.svd_lora.factors=B", "space.alpha_fraction=0.5", "strateg
                 "strategy.cma_es.momentum=0.5"]
 
 
-@pytest.mark.parametrize("space", ["full", "eggroll", "svd_lora_B_antithetic_momentum"])
+# The seed-addressed spaces (their parameters live in the space, not the strategy), and the concentrated
+# search with the CMA-ES mean-update options (state of its own: momentum).
+@pytest.mark.parametrize("space", SPACES.with_capability("seed_addressed") + ["svd_lora_B_antithetic_momentum"])
 def test_space_and_update_options_preempt_and_resume_across_world_sizes(space, tmp_path):
-    setup = {"full": FULL_SPACE, "eggroll": EGGROLL_SPACE, "svd_lora_B_antithetic_momentum": CONCENTRATED}[space]
+    setup = CONCENTRATED if space == "svd_lora_B_antithetic_momentum" else space_setup(space)
     ref = tmp_path / "ref"
     train(ref, 2, *setup, resume="never")
     run = tmp_path / "run"

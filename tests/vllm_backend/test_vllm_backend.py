@@ -13,6 +13,7 @@ from resume_helpers import EXIT_PREEMPTED
 
 from essa_hpc import config
 from essa_hpc.assemble import build_parts, build_search
+from essa_hpc.config.spaces import SPACES
 from essa_hpc.generation.rollout import HFRollout
 
 pytestmark = pytest.mark.vllm
@@ -43,7 +44,7 @@ def hf_and_vllm_completions(cfg, population: int, n_items: int):
     return hf_ids, vllm_ids, base_hf, base_vllm
 
 
-@pytest.mark.parametrize("space", ["svd_lora", "lora"])
+@pytest.mark.parametrize("space", SPACES.with_capability("peft_factors"))  # the spaces vLLM serves
 def test_greedy_completions_equal_hf_on_tiny(space, vllm_installed):
     cfg = config.load(TINY, [*TINY_VLLM, f"space.kind={space}", "rollout.max_new_tokens=6"])
     hf, vl, base_hf, base_vl = hf_and_vllm_completions(cfg, population=8, n_items=16)
