@@ -3,6 +3,7 @@ over a grid of settings; prints a table and writes JSON."""
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 from pathlib import Path
@@ -47,6 +48,19 @@ def row(result: dict) -> str:
     return line(["-" if result[k] is None else fmt.format(result[k]) for _, k, fmt, _ in COLUMNS])
 
 
+def machine() -> dict:
+    """Which machine measured: CPU model and cores, and the boot (two VMs of one CPU model can differ ~2x)."""
+    def read(path: str) -> str:
+        try:
+            return Path(path).read_text()
+        except OSError:
+            return ""
+    model = next((line.split(":", 1)[1].strip() for line in read("/proc/cpuinfo").splitlines()
+                  if line.startswith("model name")), platform.processor() or platform.machine())
+    return {"cpu": model, "cores": os.cpu_count(), "boot_id": read("/proc/sys/kernel/random/boot_id").strip() or None,
+            "python": sys.version.split()[0]}
+
+
 def run_signal(args, env: RankEnv) -> int:
     if env.world > 1:
         raise ConfigError("essa-hpc signal runs in one process; start it without mpiexec/srun")
@@ -69,9 +83,7 @@ def run_signal(args, env: RankEnv) -> int:
         rows.append(vars(measure(cfg, name, settings[name], args.populations, args.gradient_examples)))
         print(row(rows[-1]), flush=True)
     out = {"config": str(args.config), "overrides": list(args.overrides), "populations": args.populations,
-           "gradient_examples": args.gradient_examples, "machine": {"cpu": platform.processor() or platform.machine(),
-                                                                    "python": sys.version.split()[0]},
-           "settings": rows}
+           "gradient_examples": args.gradient_examples, "machine": machine(), "settings": rows}
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(out, indent=1))
