@@ -25,12 +25,13 @@ def test_launches_a_baseline_cannot_run_fail_in_one_line(tmp_path, method, extra
 def test_grpo_on_two_torchrun_processes_trains_one_global_batch_and_stops_together(tmp_path):
     """Two processes, 4 completions each = the one-process batch of 8. Rank 0 alone writes one metrics line per
     step and scores held-out; rank 0's budget clock ends both (a rank that stopped alone would leave the other
-    waiting in DDP's allreduce, and the run would time out instead of exiting)."""
+    waiting in DDP's allreduce, and the run would time out instead of exiting). The budget is 10 s: with 4 s a
+    first step once took the whole budget in a full test run, leaving one step where the test needs two."""
     import subprocess
 
     run = tmp_path / "grpo_dp"
     cmd = [str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", "--no-python", str(BIN / "essa-hpc"),
-           "baseline", "grpo", str(TINY), "baseline.steps=10000", "baseline.budget_s=4", "baseline.eval_every=2",
+           "baseline", "grpo", str(TINY), "baseline.steps=10000", "baseline.budget_s=10", "baseline.eval_every=2",
            "task.heldout_size=8", "task.validation_size=8", "baseline.batch_size=8", "baseline.num_generations=4",
            "run.threads=1", "--run-dir", str(run)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=cli_env(), cwd=ROOT)
