@@ -21,6 +21,7 @@ from typing import Callable
 
 from essa_hpc import checkpoint
 from essa_hpc.config import Config, non_resumable_keys, upgrade_saved
+from essa_hpc.config.schema import ADDED_KEYS
 from essa_hpc.config.dataclass_io import deep_merge, lookup
 from essa_hpc.errors import ConfigError
 from essa_hpc.runtime import rundir
@@ -40,6 +41,19 @@ def changed_settings(saved: dict, now: dict, keys: list[str]) -> str:
     """'key: old -> new, ...' for every dotted key whose value differs ('' if none)."""
     return ", ".join(f"{k}: {lookup(saved, k)!r} -> {lookup(now, k)!r}" for k in keys
                      if lookup(saved, k) != lookup(now, k))
+
+
+def keep_earlier_behaviour(cfg: Config, saved: dict) -> None:
+    """A run started before a key of ADDED_KEYS existed continues under the behaviour it started with, when
+    this run leaves that key at today's default: the resume stays exact without an override (one log line)."""
+    defaults = Config()
+    for section, kind, key in ADDED_KEYS:
+        dotted = f"{section}.{kind}.{key}"
+        then, now = lookup(saved, dotted), lookup(cfg.to_dict(), dotted)
+        if then != now and now == lookup(defaults.to_dict(), dotted):
+            setattr(getattr(getattr(cfg, section), kind), key, then)
+            log.info("resuming under %s=%r, the value this run started with (today's default is %r)", dotted, then,
+                     now)
 
 
 class CheckpointManager:
@@ -72,6 +86,7 @@ class CheckpointManager:
             return None
         # A key the saved config lacks was added later with today's default, unless ADDED_KEYS says otherwise.
         saved = deep_merge(Config().to_dict(), upgrade_saved(found["config"]))
+        keep_earlier_behaviour(cfg, saved)
         detail = changed_settings(saved, cfg.to_dict(), non_resumable_keys(cfg))
         if detail:
             raise ConfigError(f"cannot resume {found['path']}: non-resumable settings changed ({detail}); "
