@@ -21,8 +21,8 @@ from typing import Callable
 
 from essa_hpc import checkpoint
 from essa_hpc.config import Config, non_resumable_keys, upgrade_saved
-from essa_hpc.config.schema import ADDED_KEYS
 from essa_hpc.config.dataclass_io import deep_merge, lookup
+from essa_hpc.config.schema import ADDED_KEYS
 from essa_hpc.errors import ConfigError
 from essa_hpc.runtime import rundir
 
