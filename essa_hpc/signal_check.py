@@ -36,7 +36,7 @@ from essa_hpc.assemble import build_parts, initial_sigma
 from essa_hpc.evaluation import evaluate_candidates
 from essa_hpc.runtime import seeding
 from essa_hpc.strategies import build_strategy
-from essa_hpc.strategies.diagnostics import generation_signal
+from essa_hpc.strategies.diagnostics import cosine, generation_signal
 
 
 @dataclass
@@ -52,11 +52,6 @@ class SettingResult:
     cos_summed_updates: float | None
     gradient_share: float | None
     seconds: float
-
-
-def _cos(a: np.ndarray, b: np.ndarray) -> float | None:
-    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
-    return float(a @ b / (na * nb)) if na > 0 and nb > 0 else None
 
 
 def sft_gradient(parts, examples: int, batch: int = 16) -> tuple[np.ndarray, np.ndarray] | None:
@@ -107,15 +102,15 @@ def measure(cfg: config_mod.Config, name: str, overrides: list[str], populations
         strategy.tell(rewards)
         directions.append(np.array(strategy.mean) - before)
         tied.append(generation_signal(rewards)["tied_fraction"])
-    pairs = [_cos(a, b) for a, b in itertools.combinations(directions, 2)]
+    pairs = [cosine(a, b) for a, b in itertools.combinations(directions, 2)]
     pairs = [c if c is not None else 0.0 for c in pairs]  # a zero update agrees with nothing
     gradient = sft_gradient(parts, gradient_examples) if gradient_examples else None
     cos_gradient = cos_summed = share = None
     if gradient is not None:
         searched, full = gradient
-        cosines = [_cos(d, -searched) for d in directions]
+        cosines = [cosine(d, -searched) for d in directions]
         cos_gradient = float(np.mean([c if c is not None else 0.0 for c in cosines]))
-        cos_summed = _cos(np.sum(directions, axis=0), -searched) or 0.0
+        cos_summed = cosine(np.sum(directions, axis=0), -searched) or 0.0
         share = float(searched @ searched / np.sum(full * full)) if np.any(full) else None
     return SettingResult(name, list(overrides), space.dim, sigma, lam * cfg.task.batch_size, float(np.mean(tied)),
                          float(np.mean(pairs)) if pairs else None, cos_gradient, cos_summed, share,

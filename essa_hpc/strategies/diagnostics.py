@@ -26,7 +26,8 @@ import numpy as np
 from essa_hpc.strategies.mean_update import mirrored_pairs
 
 
-def _cos(a: np.ndarray, b: np.ndarray) -> float | None:
+def cosine(a: np.ndarray, b: np.ndarray) -> float | None:
+    """cos(a, b), or None when either is zero (no direction)."""
     na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
     return float(a @ b / (na * nb)) if na > 0 and nb > 0 else None
 
@@ -47,7 +48,7 @@ def generation_signal(rewards: np.ndarray, cands: np.ndarray | None = None, mean
         halves = [pairs[0::2].ravel(), pairs[1::2].ravel()]
     else:
         halves = [np.arange(0, len(rewards), 2), np.arange(1, len(rewards), 2)]
-    out["update_snr"] = _cos(centred[halves[0]].sum(axis=0), centred[halves[1]].sum(axis=0))
+    out["update_snr"] = cosine(centred[halves[0]].sum(axis=0), centred[halves[1]].sum(axis=0))
     return out
 
 
