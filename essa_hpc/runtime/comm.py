@@ -14,6 +14,8 @@ import os
 
 import numpy as np
 
+from essa_hpc.runtime.launchers import mpi_env_defaults
+
 
 class MPITransport:
     """mpi4py buffer collectives on a communicator (``MPI.COMM_WORLD`` by default)."""
@@ -53,6 +55,7 @@ def _mpi_transport() -> MPITransport | None:
     # mpi4py is optional: a workstation without MPI runs single-process.
     if os.environ.get("ESSA_NO_MPI") == "1":
         return None
+    os.environ.update(mpi_env_defaults(os.environ))  # read by MPI_Init, which the import below runs
     try:
         from mpi4py import MPI
     except ImportError:

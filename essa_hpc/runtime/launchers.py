@@ -73,6 +73,22 @@ LAUNCHERS = Kind("launcher", "launcher environment", "essa_hpc.launchers", CAPAB
 SINGLE = LauncherEnv("none", "one process, no launcher")
 
 
+# Set (unless the user set them) before MPI starts, by the PMI that srun was asked for
+# (SLURM_MPI_TYPE). Slurm's pmi2 plugin reads a PMI-1 request with one 1024-byte read(), and
+# MPICH 5 over UCX puts its business card (about 4 KB, unzeroed padding included) in 9 lines of
+# up to about 1,080 bytes: a line past 1,024 bytes is cut, its tail is parsed as a new request
+# ("mpi/pmi2: invalid client request") and MPI_Init fails, more often the denser the padding.
+# libfabric's card is one 66-byte line. Only scalars cross the ranks, so the netmod's speed does
+# not matter; MPIR_CVAR_CH4_NETMOD=ucx brings UCX back.
+MPI_ENV_DEFAULTS = {"pmi2": {"MPIR_CVAR_CH4_NETMOD": "ofi"}}
+
+
+def mpi_env_defaults(environ) -> dict[str, str]:
+    """The MPI variables this process should get before MPI_Init, less those already set."""
+    wanted = MPI_ENV_DEFAULTS.get(environ.get("SLURM_MPI_TYPE", ""), {})
+    return {key: value for key, value in wanted.items() if key not in environ}
+
+
 def detect(environ) -> LauncherEnv:
     """The launcher environment of this process (``SINGLE`` when none is detected)."""
     return next((spec for spec in LAUNCHERS.specs() if spec.detected(environ)), SINGLE)

@@ -38,9 +38,19 @@ def test_nothing_outside_the_launcher_table_reads_launcher_variables():
     from pathlib import Path
 
     pkg = Path(__file__).resolve().parents[2] / "essa_hpc"
-    pattern = re.compile(r"(PMI_|OMPI_COMM_WORLD|SLURM_PROCID|SLURM_JOB_ID|SLURM_NTASKS|MPI_LOCAL|SLURM_RESTART)")
+    pattern = re.compile(r"(PMI_|OMPI_COMM_WORLD|SLURM_PROCID|SLURM_JOB_ID|SLURM_NTASKS|MPI_LOCAL|SLURM_RESTART|SLURM_MPI_TYPE)")
     readers = [p.name for p in pkg.rglob("*.py") if pattern.search(p.read_text())]
     assert readers == ["launchers.py"], readers
+
+
+def test_srun_pmi2_ranks_get_libfabric_unless_the_user_chose_a_netmod():
+    """Slurm's pmi2 plugin cuts PMI-1 lines at 1,024 bytes; MPICH's UCX business card comes in
+    lines up to about 1,080 bytes (two-node jobs failed in MPI_Init 4 times in a row in one CI run)."""
+    from essa_hpc.runtime.launchers import mpi_env_defaults
+
+    assert mpi_env_defaults({"SLURM_MPI_TYPE": "pmi2"}) == {"MPIR_CVAR_CH4_NETMOD": "ofi"}
+    assert mpi_env_defaults({"SLURM_MPI_TYPE": "pmi2", "MPIR_CVAR_CH4_NETMOD": "ucx"}) == {}
+    assert mpi_env_defaults({"SLURM_MPI_TYPE": "pmix"}) == {} and mpi_env_defaults({}) == {}
 
 
 def test_a_launcher_world_that_mpi_does_not_see_is_a_one_line_error(tmp_path):
