@@ -25,6 +25,7 @@ from essa_hpc.evaluation import evaluate_population, heldout_score
 from essa_hpc.rewards import FAULT_KINDS
 from essa_hpc.runtime import budget
 from essa_hpc.runtime.comm import Comm
+from essa_hpc.runtime.loggers import MetricsLoggers
 from essa_hpc.runtime.preempt import EXIT_INTERRUPTED, Preemption
 from essa_hpc.runtime.runlog import MetricsLog, Stopwatch, write_summary
 from essa_hpc.selection import BestOnValidation
@@ -47,7 +48,7 @@ class Trainer:
         self.parts = parts
         self.space, self.task = parts.space, parts.task
         self.strategy = build_search(cfg, self.space)
-        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", comm.is_root)
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", comm.is_root, MetricsLoggers(cfg, self.run_dir))
         self.ckpt = CheckpointManager(self.run_dir, cfg.ckpt.every, cfg.ckpt.keep, writer=comm.is_root)
         self.generation = 0
         self.best = BestOnValidation()
@@ -142,6 +143,12 @@ class Trainer:
 
     # --- loop -------------------------------------------------------------------
     def run(self) -> int:
+        try:
+            return self._run()
+        finally:
+            self.metrics.close()  # the loggers of run.report_to
+
+    def _run(self) -> int:
         cfg, comm = self.cfg, self.comm
         if self.generation == 0:
             self.log_start()

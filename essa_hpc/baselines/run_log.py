@@ -21,6 +21,7 @@ from essa_hpc.evaluation import heldout_score
 from essa_hpc.generation.rollout import HFRollout
 from essa_hpc.runtime import budget
 from essa_hpc.runtime.comm import Comm, torch_distributed_comm
+from essa_hpc.runtime.loggers import MetricsLoggers
 from essa_hpc.runtime.runlog import MetricsLog
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,9 @@ class BaselineRun:
         self.comm = torch_distributed_comm()  # one process unless torchrun started several
         self.heldout_items = parts.task.heldout()
         self.validation_items = parts.task.validation()  # empty unless task.validation_size > 0
-        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", enabled=self.comm.is_root)
+        # run.report_to's loggers too; they flush every row, and W&B finishes its run at exit
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", enabled=self.comm.is_root,
+                                  loggers=MetricsLoggers(cfg, self.run_dir))
         self.metrics.reset([])
         self.t0 = time.perf_counter()
         self.eval_wall_s = 0.0

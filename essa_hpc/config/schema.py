@@ -25,6 +25,7 @@ from essa_hpc.config.backends import BACKENDS
 from essa_hpc.config.baselines import BASELINES
 from essa_hpc.config.dataclass_io import StrictLoader, deep_merge, fields_of, parse_overrides, section_from_dict
 from essa_hpc.config.kinds import Kind
+from essa_hpc.config.loggers import LOGGERS
 from essa_hpc.config.options import opt
 from essa_hpc.config.spaces import SPACES
 from essa_hpc.config.strategies import STRATEGIES
@@ -138,7 +139,8 @@ RolloutConfig = with_kind_options("RolloutConfig", _RolloutCommon, BACKENDS, "ro
 
 
 @dataclass
-class RunConfig:
+class _RunCommon:
+    """Keys of the run itself; a logger's own keys are ``run.<logger>``."""
     generations: int = opt(10, "ES generations")
     seed: int = opt(0, "Run seed; every random stream derives from it", resumable=False)
     eval_every: int = opt(5, "Held-out evaluation every N generations (also at start and end); 0 = start/end only")
@@ -156,6 +158,11 @@ class RunConfig:
     progress: bool = opt(True, "tqdm progress bar on rank 0")
     signal_window: int = opt(10, "Warn once (rank 0) when the updates of this many generations in a row agreed no "
                              "better than chance (metrics update_snr); 0 = never")
+    report_to: str = opt("", "Also send the metrics rows (rank 0) to these loggers, comma-separated: "
+                         + LOGGERS.help() + "; metrics.jsonl stays the record")
+
+
+RunConfig = with_kind_options("RunConfig", _RunCommon, LOGGERS, "run")
 
 
 @dataclass

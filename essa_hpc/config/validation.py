@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from essa_hpc.config.backends import BACKENDS
+from essa_hpc.config.loggers import check_loggers
 from essa_hpc.config.model_names import check_known_targets, check_model_name
 from essa_hpc.config.options import at_least, choice, positive
 from essa_hpc.config.spaces import SPACES
@@ -101,6 +102,7 @@ def check_run(cfg, world_size: int) -> None:
         raise ConfigError(f"run.select_best keeps the best adapter as its search vector; space.kind={cfg.space.kind} "
                           f"is seed-addressed and its vector does not hold the weights")
     at_least(cfg.ckpt.keep, 1, "ckpt.keep")
+    check_loggers(cfg)
     population = cfg.strategy.population
     if world_size > population:
         raise ConfigError(f"more ranks ({world_size}) than candidates (strategy.population={population})")

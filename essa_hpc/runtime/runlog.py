@@ -34,10 +34,11 @@ def setup_logging(rank: int, run_dir: Path | None = None) -> None:
 
 class MetricsLog:
     """One JSON line per generation; rank 0 writes, fsyncing so a crash keeps every finished line.
-    A checkpoint holds the lines up to its generation (``state_dict``); a resume starts from them."""
+    A checkpoint holds the lines up to its generation (``state_dict``); a resume starts from them.
+    ``loggers`` (``runtime.loggers.MetricsLoggers``) get each written line too, on rank 0."""
 
-    def __init__(self, path: Path, enabled: bool):
-        self.path, self.enabled = Path(path), enabled
+    def __init__(self, path: Path, enabled: bool, loggers=None):
+        self.path, self.enabled, self.loggers = Path(path), enabled, loggers
         self.records: list[dict] = []
         self._staged: dict | None = None
 
@@ -68,6 +69,12 @@ class MetricsLog:
                 fh.write(json.dumps(record) + "\n")
                 fh.flush()
                 os.fsync(fh.fileno())
+            if self.loggers is not None:
+                self.loggers.log(record)
+
+    def close(self) -> None:
+        if self.loggers is not None:
+            self.loggers.close()
 
 
 def read_metrics(path: Path, bad_lines: list | None = None) -> list[dict]:
