@@ -55,9 +55,9 @@ def build_parts(cfg: Config, with_space: bool = True, env: RankEnv | None = None
 
     model, tok = load_model(cfg.model, env.device)
     space = build_space(model, cfg) if with_space else None
-    if cfg.model.quantize == "int8":  # after the space wraps its layers: LoRA stays float
-        from essa_hpc.quantize import quantize_int8
-        model = quantize_int8(model)
+    if cfg.model.quantize != "none":  # after the space wraps its layers: LoRA stays float
+        from essa_hpc.quantize import quantize_base
+        model = quantize_base(model, cfg.model.quantize)
     rewarder, scorer, faults = build_rewards(cfg, task)
     fingerprint = model_fingerprint(model)  # of the model as the run sees it, space and quantization included
     rollout = build_rollout(model, tok, cfg, env)

@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from essa_hpc.config import ModelConfig
 from essa_hpc.config.model_names import TINY, check_model_name, looks_like_path, shipped_gguf
@@ -173,7 +174,9 @@ def model_fingerprint(model) -> str:
     for name, p in sorted(model.state_dict().items()):
         if not isinstance(p, torch.Tensor):  # e.g. packed int8 params: their dequantized weights are not keyed
             continue
-        p = p.dequantize() if p.is_quantized else p
+        # torch's quantized tensors and torchao's weight subclasses hash by their dequantized values
+        p = p.dequantize() if p.is_quantized or (type(p) not in (torch.Tensor, nn.Parameter)
+                                                  and hasattr(p, "dequantize")) else p
         h.update(name.encode())
         flat = p.detach().reshape(-1)
         h.update(flat[:: max(1, flat.numel() // 4096)].float().cpu().numpy().tobytes())

@@ -62,7 +62,8 @@ def check_vllm(cfg) -> None:
         raise ConfigError(f"rollout.backend=vllm serves candidates as LoRA adapters ({served}); space.kind="
                           f"{cfg.space.kind} would need its weights perturbed inside the engine, which is not built")
     if cfg.model.quantize != "none":
-        raise ConfigError("model.quantize=int8 is the HF backend's CPU quantization; vLLM loads its own weights")
+        raise ConfigError(f"model.quantize={cfg.model.quantize} quantizes the HF backend's base; vLLM loads its own "
+                          f"weights (its own quantization is not wired here)")
     choice(o.dtype, ["float32", "bfloat16", "float16"], "rollout.vllm.dtype")
     at_least(o.max_model_len, 16, "rollout.vllm.max_model_len")
     at_least(o.tensor_parallel_size, 1, "rollout.vllm.tensor_parallel_size")

@@ -27,6 +27,7 @@ from essa_hpc.config.dataclass_io import StrictLoader, deep_merge, fields_of, pa
 from essa_hpc.config.kinds import Kind
 from essa_hpc.config.loggers import LOGGERS
 from essa_hpc.config.options import opt
+from essa_hpc.config.quantize_modes import quantize_help
 from essa_hpc.config.spaces import SPACES
 from essa_hpc.config.strategies import STRATEGIES
 from essa_hpc.config.tasks import TASKS
@@ -52,7 +53,8 @@ class ModelConfig:
     name: str = opt("tiny-random", "HF directory, hub id, a .gguf file, 'shipped:smollm2-135m-instruct', "
                     "or 'tiny-random[:HIDDENxLAYERS]' (built in code, for tests)", resumable=False)
     dtype: str = opt("float32", "Weights dtype on CPU/GPU: float32 | bfloat16 | float16", resumable=False)
-    quantize: str = opt("none", "Base-model quantization for ES evaluation: none | int8 (CPU dynamic int8)", resumable=False)
+    quantize: str = opt("none", "Quantized frozen base for ES (LoRA spaces; the adapter stays float): "
+                        + quantize_help(), resumable=False)
     cache_dir: str = opt("", "Where converted (GGUF->safetensors) models are cached; default ~/.cache/essa_hpc")
     chat_template: bool = opt(True, "Wrap prompts with the tokenizer's chat template when it has one", resumable=False)
 

@@ -13,6 +13,7 @@ from essa_hpc.config.backends import BACKENDS
 from essa_hpc.config.loggers import check_loggers
 from essa_hpc.config.model_names import check_known_targets, check_model_name
 from essa_hpc.config.options import at_least, choice, positive
+from essa_hpc.config.quantize_modes import check_quantize
 from essa_hpc.config.spaces import SPACES
 from essa_hpc.config.strategies import STRATEGIES
 from essa_hpc.config.tasks import check_task_config
@@ -22,7 +23,7 @@ from essa_hpc.errors import ConfigError
 def check_model(cfg) -> None:
     check_model_name(cfg.model.name)
     choice(cfg.model.dtype, ["float32", "bfloat16", "float16"], "model.dtype")
-    choice(cfg.model.quantize, ["none", "int8"], "model.quantize")
+    check_quantize(cfg)
 
 
 def check_space(cfg) -> None:
