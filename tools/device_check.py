@@ -9,7 +9,7 @@ GPU mode (the default; needs CUDA), on a real architecture with random weights:
   the base model on the same rows, and the peak GPU memory;
 - greedy agreement between CPU and CUDA in fp32: the same svd_lora candidates, token by token;
 - ``mpiexec -n 2`` on the one GPU against 1 rank: identical adapters;
-- a bitsandbytes NF4 base, when ``model.quantize`` has that mode.
+- svd_lora over a bitsandbytes NF4 base (``model.quantize=nf4``), where bitsandbytes is installed.
 
 CPU mode (``--cpu``) runs the same steps at small sizes on the CPU (CPU against CPU for the
 agreement), so the script runs in ``make test`` and cannot rot. A part that cannot run records
@@ -46,8 +46,9 @@ def settings(args) -> dict:
             "population": 16, "prompts": 16, "max_new_tokens": 16}
 
 
-def overrides(s: dict, space: str, dtype: str) -> list[str]:
-    return [f"model.name={s['model']}", f"model.dtype={dtype}", f"space.kind={space}", *SPACE_OVERRIDES.get(space, []),
+def overrides(s: dict, space: str, dtype: str, quantize: str = "none") -> list[str]:
+    return [f"model.name={s['model']}", f"model.dtype={dtype}", f"model.quantize={quantize}", f"space.kind={space}",
+            *SPACE_OVERRIDES.get(space, []),
             f"strategy.population={s['population']}", f"task.batch_size={s['prompts']}", "task.heldout_size=4",
             f"rollout.max_new_tokens={s['max_new_tokens']}", "rollout.group_size=4",
             f"rollout.max_rows={s['population'] * s['prompts']}", f"run.device={s['device']}"]
@@ -67,7 +68,7 @@ def peak_memory_mib(device: str) -> float | None:
     return round(torch.cuda.max_memory_allocated() / 2**20, 1)
 
 
-def throughput(s: dict, space: str, dtype: str) -> dict:
+def throughput(s: dict, space: str, dtype: str, quantize: str = "none") -> dict:
     """The population's tokens/s through the trainer's evaluation, and plain generate on the same rows."""
     from essa_hpc import config
     from essa_hpc.assemble import build_parts, build_search
@@ -75,7 +76,7 @@ def throughput(s: dict, space: str, dtype: str) -> dict:
     from essa_hpc.runtime.comm import Comm
     from essa_hpc.runtime.rankenv import RankEnv
 
-    cfg = config.load(str(ROOT / "configs" / "tiny.yaml"), overrides(s, space, dtype))
+    cfg = config.load(str(ROOT / "configs" / "tiny.yaml"), overrides(s, space, dtype, quantize))
     env = RankEnv().with_device(cfg.run.device)
     peak_memory_reset(s["device"])
     parts = build_parts(cfg, env=env)
@@ -151,10 +152,11 @@ def ranks_agree(s: dict) -> dict:
 
 
 def nf4(s: dict) -> dict:
-    from essa_hpc.config.schema import ModelConfig
-    if "nf4" not in ModelConfig.__dataclass_fields__["quantize"].metadata["help"]:
-        return {"skipped": "model.quantize has no nf4 mode in this version"}
-    return throughput({**s, "dtypes": ["bfloat16"]}, "svd_lora", "bfloat16")
+    """svd_lora over a bitsandbytes NF4 base, in the first dtype of the mode (bf16 on the GPU)."""
+    import importlib.util
+    if importlib.util.find_spec("bitsandbytes") is None:
+        return {"skipped": "bitsandbytes is not installed here"}
+    return {**throughput(s, "svd_lora", s["dtypes"][0], "nf4"), "quantize": "nf4"}
 
 
 def attempt(name: str, fn, *args) -> dict:
