@@ -23,7 +23,8 @@ def setup_logging(rank: int, run_dir: Path | None = None) -> None:
     # A log line that cannot be written (disk full) must not print a traceback per line; the
     # failure itself is reported once, by the write that raised.
     logging.raiseExceptions = False
-    for noisy in ("transformers", "httpx", "urllib3", "datasets", "peft"):
+    # bitsandbytes, torchao and kernels warn at import about optional kernels they fall back from
+    for noisy in ("transformers", "httpx", "urllib3", "datasets", "peft", "bitsandbytes", "torchao", "kernels"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     try:  # per-load weight bars drown the run's own progress bar
         from transformers.utils import logging as hf_logging
