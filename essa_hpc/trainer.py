@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from essa_hpc import checkpoint
 from essa_hpc.assemble import Parts, build_search, initial_sigma
 from essa_hpc.checkpoint.manager import CheckpointManager, FnState
 from essa_hpc.config import Config
@@ -52,6 +53,7 @@ class Trainer:
         self.ckpt = CheckpointManager(self.run_dir, cfg.ckpt.every, cfg.ckpt.keep, writer=comm.is_root)
         self.generation = 0
         self.best = BestOnValidation()
+        self.last_resync: int | None = None  # generation of the last checksum resync
         if found is None:
             self.metrics.reset([])  # an earlier run's files were set aside in setup (CheckpointManager.prepare)
         else:
@@ -135,11 +137,39 @@ class Trainer:
                         "task.reward_isolation)", self.generation, faults)
         return faults
 
-    def check_ranks_agree(self, digest: str) -> None:
+    def check_ranks_agree(self, digest: str) -> list[int]:
+        """The ranks whose adapter differed from rank 0's, now resynced to it ([] when all agreed).
+        A second mismatch within run.resync_window generations of a resync stops the run."""
         bad = self.comm.mismatched_ranks(digest)
-        if bad:
+        if not bad:
+            return []
+        window, last = self.cfg.run.resync_window, self.last_resync
+        if not window or (last is not None and self.generation - last <= window):
+            again = f" again, {self.generation - last} generations after the resync at {last}" if last else ""
             raise RankMismatchError(f"adapter checksum of rank(s) {bad} differs from rank 0 at generation "
-                                    f"{self.generation}: ranks diverged (different library builds or BLAS?)")
+                                    f"{self.generation}{again}: ranks diverged (different library builds or BLAS?)")
+        self.resync_from_root()
+        self.last_resync = self.generation
+        if self.comm.is_root:
+            log.warning("generation %d: adapter checksum of rank(s) %s differed from rank 0; rank 0's state was "
+                        "broadcast to every rank and the run goes on", self.generation, bad)
+        return bad
+
+    def resync_from_root(self) -> None:
+        """Every rank takes rank 0's state: the checkpoint image rank 0 would write now, broadcast as
+        bytes and restored through the resume path (rare; the only model-sized message of a run)."""
+        parts = self.checkpoint_parts()
+        image = b""
+        if self.comm.is_root:
+            image = checkpoint.file_image(self.generation, {n: part.state_dict() for n, part in parts.items()},
+                                          self.cfg.to_dict())
+        size = int(self.comm.bcast_array(np.array([len(image)], dtype=np.int64))[0])
+        payload = np.frombuffer(image, dtype=np.uint8).copy() if self.comm.is_root else np.empty(size, np.uint8)
+        payload = self.comm.bcast_array(payload)
+        if not self.comm.is_root:
+            found = checkpoint.load_image(payload.tobytes(), "rank 0's state")
+            for name, part in parts.items():
+                part.load_state_dict(found["state"].get(name, {}))
 
     # --- loop -------------------------------------------------------------------
     def run(self) -> int:
@@ -224,8 +254,10 @@ class Trainer:
             self.generation += 1
             mean = self.strategy.mean
             digest = self.space.digest(mean)
+            resynced = []
             if cfg.run.checksum_every and self.generation % cfg.run.checksum_every == 0:
-                self.check_ranks_agree(digest)
+                resynced = self.check_ranks_agree(digest)
+                digest = self.space.digest(self.strategy.mean) if resynced else digest
             budget_stop = self.over_budget(watch.elapsed("step"))
             last = self.generation == cfg.run.generations or budget_stop
             record = {"generation": self.generation, "reward_mean": float(rewards.mean()),
@@ -241,6 +273,8 @@ class Trainer:
             stop = 0 if last else stop  # a finished run just finishes
         if budget_stop:
             record["budget_stop"] = True
+        if resynced:
+            record["resynced_ranks"] = resynced
         record.update({f"{k}_s": v for k, v in watch.seconds.items()}, apply_s=res.apply_s, reward_s=res.reward_s,
                       adapter_sha256=digest,
                       bytes_sent=comm.bytes_sent - sent0)

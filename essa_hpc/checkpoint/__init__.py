@@ -19,6 +19,7 @@ On NFS/Lustre, HDF5 file locking may need ``HDF5_USE_FILE_LOCKING=FALSE``.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -134,10 +135,18 @@ def save(ckpt_dir: str | Path, generation: int, state: dict, config: dict, keep:
 
 
 def load(path: str | Path) -> dict:
-    """Return {'generation', 'config', 'state'}; raise CheckpointError if unreadable or corrupt."""
-    path = Path(path)
+    """Return {'generation', 'config', 'state', 'path'}; raise CheckpointError if unreadable or corrupt."""
+    return _read(Path(path), path)
+
+
+def load_image(image: bytes, where: str) -> dict:
+    """``load`` of a checkpoint file held in memory (``file_image``'s bytes); ``where`` names it in errors."""
+    return _read(io.BytesIO(image), where)
+
+
+def _read(source, path) -> dict:
     try:
-        with h5py.File(path, "r") as f:
+        with h5py.File(source, "r") as f:
             version = int(f.attrs["format_version"])
             if version not in READABLE_FORMATS:
                 raise CheckpointError(f"{path}: format version {version} is not one of {READABLE_FORMATS} "

@@ -154,6 +154,8 @@ class _RunCommon:
                             "run_dir/adapter_last")
     run_dir: str = opt("runs/default", "Output directory (metrics.jsonl, config.yaml, checkpoints, adapter)")
     checksum_every: int = opt(5, "Compare the adapter checksum across ranks every K generations")
+    resync_window: int = opt(10, "When the checksum finds ranks that differ, broadcast rank 0's state and go on; "
+                             "a second mismatch within this many generations stops the run. 0 = stop at the first")
     threads: int = opt(0, "torch threads per rank; 0 = cores / local ranks")
     device: str = opt("auto", "Where each rank computes: auto (cuda:LOCAL_RANK when CUDA is present, else cpu) | cpu "
                       "| cuda (fails before the model loads when there is no CUDA device)")

@@ -92,8 +92,9 @@ def check_run(cfg, world_size: int) -> None:
     if run.seed < 0:
         raise ConfigError(f"run.seed must be >= 0 (numpy SeedSequence takes non-negative integers), got {run.seed}")
     choice(run.device, ["auto", "cpu", "cuda"], "run.device")
-    if run.eval_every < 0 or run.checksum_every < 0 or run.threads < 0 or run.signal_window < 0:
-        raise ConfigError("run.eval_every, run.checksum_every, run.threads and run.signal_window must be >= 0")
+    if min(run.eval_every, run.checksum_every, run.threads, run.signal_window, run.resync_window) < 0:
+        raise ConfigError("run.eval_every, run.checksum_every, run.threads, run.signal_window and run.resync_window "
+                          "must be >= 0")
     at_least(cfg.ckpt.every, 1, "ckpt.every")
     if run.budget_s < 0:
         raise ConfigError(f"run.budget_s must be >= 0 seconds (0 = no limit), got {run.budget_s}")

@@ -6,6 +6,9 @@ itself reads no test variables; these patches only act when a test sets one:
   begins, so a test can preempt at an exact generation through the real signal path.
 - ``ESSA_TEST_SLOW_CKPT_S=0.5``: every checkpoint write pauses that long half-way, which
   widens the window in which a test kills a run mid-write.
+- ``ESSA_TEST_PERTURB="3:1,5:1"``: rank 1 nudges its CMA-ES mean just before the checksum of
+  generation 3 (and 5), as a silent bit flip or a diverging library would, after that
+  generation's update, so a resync to rank 0's state leaves the run as if nothing happened.
 """
 import os
 
@@ -41,3 +44,17 @@ if float(os.environ.get("ESSA_TEST_SLOW_CKPT_S") or 0):
             os.fsync(fh.fileno())
 
     checkpoint.write_file = _slow_write_file
+
+if os.environ.get("ESSA_TEST_PERTURB"):
+    from essa_hpc import trainer
+
+    _check = trainer.Trainer.check_ranks_agree
+    _perturb = {tuple(int(x) for x in pair.split(":")) for pair in os.environ["ESSA_TEST_PERTURB"].split(",")}
+
+    def _check_after_perturbing(self, digest):
+        if (self.generation, self.comm.rank) in _perturb:
+            self.strategy.es.mean = self.strategy.es.mean + 1e-6
+            digest = self.space.digest(self.strategy.mean)
+        return _check(self, digest)
+
+    trainer.Trainer.check_ranks_agree = _check_after_perturbing
