@@ -84,6 +84,7 @@ def signal_status(records: list[dict], window: int = 10) -> dict | None:
 def run_status(args, env: RankEnv) -> int:
     from essa_hpc.runtime.launchers import job_state
     from essa_hpc.runtime.runlog import read_metrics
+    from essa_hpc.runtime.starts import starts_status
 
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
@@ -116,6 +117,7 @@ def run_status(args, env: RankEnv) -> int:
               "finished": bool(exported and total is not None and valid_gen == total),
               "exported_adapter": exported}
     status["signal"] = signal_status(records)
+    status["starts"] = starts_status(run_dir)
     if bad_lines:
         status["unreadable_metrics_lines"] = bad_lines
     job_file = run_dir / "job.json"

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from essa_hpc import config as config_mod
 from essa_hpc.config.validation import validate
-from essa_hpc.runtime import rundir, shm
+from essa_hpc.runtime import rundir, shm, starts
 from essa_hpc.runtime.comm import Comm
 from essa_hpc.runtime.preempt import Preemption
 from essa_hpc.runtime.rankenv import RankEnv
@@ -70,8 +70,11 @@ def setup(config_path: str, overrides: list[str], run_dir: str | None, comm: Com
             if aside is not None:
                 log.warning("starting fresh: moved the earlier run's files to %s", aside)
             config_mod.save_yaml(cfg, path / "config.yaml")
+            starts.record_start(path, env.job_id, env.restarts, comm.world, found["generation"] if found else 0)
     except config_mod.ConfigError as exc:
         error, code = str(exc), 2
+    except starts.NoProgress as exc:
+        error, code = str(exc), starts.EXIT_NO_PROGRESS
     except Exception as exc:  # noqa: BLE001 - reported in one line, then every rank stops
         error, code = f"{type(exc).__name__}: {exc}", 1
     failed = comm.flagged_ranks(error is not None)
