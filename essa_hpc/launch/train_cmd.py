@@ -70,7 +70,8 @@ def setup(config_path: str, overrides: list[str], run_dir: str | None, comm: Com
             if aside is not None:
                 log.warning("starting fresh: moved the earlier run's files to %s", aside)
             config_mod.save_yaml(cfg, path / "config.yaml")
-            starts.record_start(path, env.job_id, env.restarts, comm.world, found["generation"] if found else 0)
+            starts.record_start(path, env.job_id, env.restarts, comm.world, found["generation"] if found else 0,
+                                env.relaunch, env.restart_cause)
     except config_mod.ConfigError as exc:
         error, code = str(exc), 2
     except starts.NoProgress as exc:

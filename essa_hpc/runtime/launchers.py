@@ -112,9 +112,21 @@ class Scheduler:
     restarts: str | None = None  # the variable counting requeues
     node: str | None = None      # the variable naming this node, where the scheduler's name beats the hostname
     job_state: object = None     # job_id -> state string or None
+    nodelist: str | None = None  # the variable holding the allocation's nodes (compressed, e.g. node[1-2])
+    tasks_per_node: str | None = None  # the variable holding the tasks per node of the allocation
 
 
-SCHEDULERS = [Scheduler("slurm", "SLURM_JOB_ID", "SLURM_RESTART_COUNT", "SLURMD_NODENAME", slurm_job_state)]
+SCHEDULERS = [Scheduler("slurm", "SLURM_JOB_ID", "SLURM_RESTART_COUNT", "SLURMD_NODENAME", slurm_job_state,
+                        "SLURM_JOB_NODELIST", "SLURM_NTASKS_PER_NODE")]
+
+
+def allocation(environ) -> tuple[str, int]:
+    """(the allocation's node list as the scheduler writes it, tasks per node) of this batch job."""
+    scheduler = scheduler_of(environ)
+    if scheduler is None or not scheduler.nodelist:
+        raise RuntimeError("not inside a scheduler's allocation (no SLURM_JOB_ID)")
+    per_node = (environ.get(scheduler.tasks_per_node or "", "") or "1").split("(")[0]
+    return environ.get(scheduler.nodelist, ""), int(per_node) if per_node.isdigit() else 1
 
 
 def scheduler_of(environ) -> Scheduler | None:

@@ -37,6 +37,8 @@ class RankEnv:
     launcher: str = "none"        # a name in launchers.LAUNCHERS, or none
     scheduler: str | None = None  # a name in launchers.SCHEDULERS (slurm), when a scheduler owns the job
     device: str = "cpu"
+    relaunch: int = 0             # how often the elastic loop relaunched the step inside this job
+    restart_cause: str | None = None  # why it did, the last time (runtime/elastic.py)
 
     @classmethod
     def from_environ(cls, environ=None) -> "RankEnv":
@@ -48,7 +50,8 @@ class RankEnv:
                    local_rank=_first_int(env, local_rank, 0), local_world=max(1, _first_int(env, local_world, 1)),
                    node=node, job_id=env.get(scheduler.job_id) if scheduler else None,
                    restarts=_first_int(env, (scheduler.restarts,), 0) if scheduler and scheduler.restarts else 0,
-                   launcher=launcher.name, scheduler=scheduler.name if scheduler else None)
+                   launcher=launcher.name, scheduler=scheduler.name if scheduler else None,
+                   relaunch=_first_int(env, ("ESSA_ELASTIC_RESTART",), 0), restart_cause=env.get("ESSA_RESTART_CAUSE"))
 
     @property
     def launcher_env(self) -> launchers.LauncherEnv:

@@ -44,12 +44,14 @@ def no_progress_reason(starts: list[dict], job_id: str | None, generation: int) 
             f"then submit a new job (it resumes from the same checkpoint)")
 
 
-def record_start(run_dir: Path, job_id: str | None, restarts: int, world: int, generation: int) -> None:
-    """Rank 0: log this start; raise NoProgress (after logging it as refused) when the guard says so."""
+def record_start(run_dir: Path, job_id: str | None, restarts: int, world: int, generation: int, relaunch: int = 0,
+                 cause: str | None = None) -> None:
+    """Rank 0: log this start (``restarts``: the scheduler's requeues; ``relaunch`` and ``cause``: the
+    elastic loop's); raise NoProgress (after logging it as refused) when the guard says so."""
     path = Path(run_dir) / STARTS
     reason = no_progress_reason(read_starts(run_dir), job_id, generation)
     entry = {"time": time.strftime("%Y-%m-%d %H:%M:%S"), "job_id": job_id, "restarts": restarts, "world": world,
-             "generation": generation}
+             "generation": generation, "relaunch": relaunch, "cause": cause}
     if reason:
         entry["refused"] = reason
     with open(path, "a") as fh:
@@ -64,8 +66,8 @@ def starts_status(run_dir: Path) -> dict | None:
     if not starts:
         return None
     last = starts[-1]
-    out = {"count": len(starts), "latest": {k: last.get(k) for k in ("time", "job_id", "restarts", "world",
-                                                                      "generation")}}
+    out = {"count": len(starts), "latest": {k: last.get(k) for k in ("time", "job_id", "restarts", "relaunch",
+                                                                      "cause", "world", "generation")}}
     if "refused" in last:
         out["stopped"] = last["refused"]
     return out
