@@ -22,6 +22,7 @@ from essa_hpc import checkpoint
 from essa_hpc.assemble import Parts, build_search, initial_sigma
 from essa_hpc.checkpoint.manager import CheckpointManager, FnState
 from essa_hpc.config import Config
+from essa_hpc.config.quantize_modes import package_versions
 from essa_hpc.evaluation import evaluate_population, heldout_score
 from essa_hpc.rewards import FAULT_KINDS
 from essa_hpc.runtime import budget
@@ -230,7 +231,8 @@ class Trainer:
         scores = self.evaluate_mean(self.strategy.mean)
         log.info("held-out reward at start: %.4f  (sigma0=%.4g)", scores["heldout_reward"], sigma0)
         self.metrics.write({"generation": 0, **scores, "sigma0": sigma0,
-                            "adapter_sha256": self.space.digest(self.strategy.mean)})
+                            "adapter_sha256": self.space.digest(self.strategy.mean),
+                            "packages": package_versions(self.cfg)})
 
     def step(self) -> tuple[dict, int]:
         """One generation on this rank; returns its metrics record and the stop code (0 = go on)."""

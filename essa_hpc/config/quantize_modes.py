@@ -26,3 +26,17 @@ def check_quantize(cfg) -> None:
     package = QUANTIZE_MODES[cfg.model.quantize][0]
     if package and importlib.util.find_spec(package) is None:
         raise ConfigError(f"model.quantize={cfg.model.quantize} needs the {package} package: pip install {package}")
+
+
+def package_versions(cfg) -> dict[str, str]:
+    """The versions a run's numbers depend on (torch, transformers, peft, and the quantizing package)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = ["torch", "transformers", "peft"] + [p for p in [QUANTIZE_MODES[cfg.model.quantize][0]] if p]
+    out = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out

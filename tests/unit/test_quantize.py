@@ -1,6 +1,7 @@
 """Quantized frozen bases (model.quantize): bitsandbytes NF4 and LLM.int8, torchao weight-only
 int8. The base stays quantized, the adapter path float; runs agree on 1 and 2 ranks; an exported
 adapter loads in plain peft on a base that transformers quantized the same way."""
+import importlib.metadata
 import importlib.util
 
 import numpy as np
@@ -85,6 +86,8 @@ def test_two_generations_on_one_and_two_ranks_end_on_the_same_adapter(mode, tmp_
         essa(["train", str(TINY), MODEL, f"model.quantize={mode}", "run.generations=2", "--run-dir", str(run)], ranks=ranks)
         rows = metrics(run)
         assert [r["generation"] for r in rows] == [0, 1, 2] and (run / "adapter" / "adapter_config.json").is_file()
+        package = QUANTIZE_MODES[mode][0]  # the results name the quantizing library's version
+        assert rows[0]["packages"][package] == importlib.metadata.version(package)
         shas[ranks] = rows[-1]["adapter_sha256"]
     assert shas[None] == shas[2]
 
