@@ -196,6 +196,9 @@ class Trainer:
                             heldout=self.last_heldout())
             if stop:
                 bar.close()
+                # Every rank leaves together, after rank 0's checkpoint: a rank that exits first ends
+                # the step for srun --kill-on-bad-exit, which would kill rank 0 mid-write.
+                comm.barrier()
                 what = "interrupted" if stop == EXIT_INTERRUPTED else "preemption"
                 log.warning("%s (%s): checkpointed generation %d, exiting with %d; run the same command again "
                             "to resume", what, self.preempt.signal_name or "another rank", self.generation, stop)

@@ -29,6 +29,7 @@ import time
 from essa_hpc.runtime.launchers import allocation
 
 FINAL_CODES = {0: "finished", 75: "preempted", 3: "no progress"}
+PREEMPTED_TASK = re.compile(r"srun: error: \S+: tasks? [\d,\-]+: Exited with exit code 75\b")
 DOWN_STATES = ("down", "drain", "fail", "unknown", "not_responding", "no_respond")
 SRUN_FAILURE = re.compile(r"srun: error: (?:Node failure on (?P<lost>\S+)|(?P<node>[^:\s]+): "
                           r"(?P<tasks>tasks? [\d,\-]+): (?P<how>.+))")
@@ -106,6 +107,9 @@ def main(argv=None, environ=os.environ) -> int:
         if code in FINAL_CODES:
             return code
         cause, lost = failure_cause(stderr)
+        if PREEMPTED_TASK.search(stderr):  # a rank checkpointed and left: the job requeues, not relaunches
+            log(f"a rank exited 75 (preempted, checkpointed): ending the step as preempted ({cause})")
+            return 75
         if restarts >= args.max_restarts:
             log(f"stopping: the restart budget is spent ({restarts} of --max-restarts {args.max_restarts}); "
                 f"last failure: {cause} (exit {code})")

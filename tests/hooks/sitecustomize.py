@@ -58,3 +58,19 @@ if os.environ.get("ESSA_TEST_PERTURB"):
         return _check(self, digest)
 
     trainer.Trainer.check_ranks_agree = _check_after_perturbing
+
+if os.environ.get("ESSA_TEST_CRASH_EVERY"):
+    from essa_hpc import trainer
+
+    _every, _rank = (int(x) for x in os.environ["ESSA_TEST_CRASH_EVERY"].split(":"))
+    _step_then = trainer.Trainer.step
+    _done = []
+
+    def _step_then_crash(self):
+        out = _step_then(self)
+        _done.append(1)
+        if self.comm.rank == _rank and len(_done) % _every == 0:
+            os._exit(9)
+        return out
+
+    trainer.Trainer.step = _step_then_crash

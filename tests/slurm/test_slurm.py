@@ -25,8 +25,8 @@ def reference(tmp_path_factory):
     return metrics(run)[-1]["adapter_sha256"]
 
 
-def sbatch(run, tmp_path, *sbatch_args, slow_ckpt_s="0", extra=()):
-    env = cli_env(ESSA_RUN_DIR=run, ESSA_TEST_SLOW_CKPT_S=slow_ckpt_s)
+def sbatch(run, tmp_path, *sbatch_args, slow_ckpt_s="0", extra=(), elastic=True):
+    env = cli_env(ESSA_RUN_DIR=run, ESSA_TEST_SLOW_CKPT_S=slow_ckpt_s, ESSA_ELASTIC="1" if elastic else "0")
     out = sh("sbatch", f"--output={tmp_path}/%j.out", *sbatch_args, SBATCH, str(TINY),
              f"run.generations={GENS}", *extra, env=env)
     return job_id_from(out)
@@ -89,9 +89,10 @@ def test_submitit_preemption_resumes_identically(reference, tmp_path):
     assert result["adapter_sha256"] == reference
 
 
-def test_a_dying_rank_ends_the_job_and_resubmit_resumes(reference, tmp_path):
+def test_without_elastic_a_dying_rank_ends_the_job_and_resubmit_resumes(reference, tmp_path):
+    """ESSA_ELASTIC=0: SLURM's own handling (the elastic relaunch is tested in test_two_nodes.py)."""
     run = tmp_path / "run"
-    job = sbatch(run, tmp_path, slow_ckpt_s="0.7")
+    job = sbatch(run, tmp_path, "--no-kill=off", slow_ckpt_s="0.7", elastic=False)
     wait_generations(run, 3)
     os.kill(rank_pid(job, 1), signal.SIGKILL)
     hist = wait_done(job, 60 * SLOW)

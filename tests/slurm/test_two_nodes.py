@@ -13,6 +13,8 @@ import pytest
 from helpers import ROOT, TINY, cli_env, essa, metrics, mpiexec
 from slurm_helpers import job_id_from, sh, states, wait_done, wait_generations
 
+from essa_hpc.runtime.starts import read_starts
+
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("multinode_cluster")]
 GENS = 10
 SLOW = 3  # waits bound a hang on a loaded 2-core machine; they time nothing
@@ -22,6 +24,9 @@ SCRIPT = ROOT / "tools" / "cluster" / "local_slurm.sh"
 # node DOWN after 20 s, then kills the job's steps (KillWait=10): about 37 s. Measured: 33-43 s in four
 # runs; the bound leaves room for a loaded CI machine.
 NODE_LOSS_BOUND_S = 75
+# Elastic: the node loss as above (about 35 s), then a new step on node1 that loads the model and
+# resumes (a few seconds on the tiny model).
+ELASTIC_BOUND_S = 90
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +36,13 @@ def reference(tmp_path_factory):
     return metrics(run)[-1]["adapter_sha256"]
 
 
-def sbatch(run, tmp_path, nodes, per_node, *sbatch_args, gens=GENS, slow_ckpt_s="0"):
+def sbatch(run, tmp_path, nodes, per_node, *sbatch_args, gens=GENS, slow_ckpt_s="0", elastic=True,
+           extra_env=None):
     """Submit, and return once every rank is past MPI_Init. Once submitted again when MPI_Init
     failed here in the PMI exchange; now the ranks take libfabric under srun's pmi2
     (launchers.MPI_ENV_DEFAULTS), and a failed launch fails the test."""
-    env = cli_env(ESSA_RUN_DIR=run, ESSA_TEST_SLOW_CKPT_S=slow_ckpt_s)
+    env = cli_env(ESSA_RUN_DIR=run, ESSA_TEST_SLOW_CKPT_S=slow_ckpt_s, ESSA_ELASTIC="1" if elastic else "0",
+                  ESSA_RESTART_GAP_S="2", **(extra_env or {}))
     out = sh("sbatch", f"--output={tmp_path}/%j.out", f"--nodes={nodes}", f"--ntasks-per-node={per_node}",
              *sbatch_args, SBATCH, str(TINY), f"run.generations={gens}", env=env)
     job = job_id_from(out)
@@ -137,9 +144,10 @@ def _training_pids_on(node: int) -> list[int]:
     return pids
 
 
-def test_losing_a_node_ends_the_job_and_it_resumes_on_one_node_then_two(reference, tmp_path):
+def test_without_elastic_losing_a_node_ends_the_job_and_it_resumes_on_one_node_then_two(reference, tmp_path):
+    """ESSA_ELASTIC=0 and --no-kill=off: SLURM's own handling of a lost node."""
     run = tmp_path / "run"
-    job = sbatch(run, tmp_path, 2, 1, slow_ckpt_s="1.5")
+    job = sbatch(run, tmp_path, 2, 1, "--no-kill=off", slow_ckpt_s="1.5", elastic=False)
     wait_generations(run, 3)
     assert _training_pids_on(1) and _training_pids_on(2)
     killed = time.time()
@@ -166,6 +174,68 @@ def test_losing_a_node_ends_the_job_and_it_resumes_on_one_node_then_two(referenc
     assert job_nodes(two) == (2, "node[1-2]") and "resumed from ckpt_000007" in job_log(tmp_path, two)
     each_generation_once(run)
     assert metrics(run)[-1]["adapter_sha256"] == reference
+
+
+def _first_generation_of_relaunch(run, deadline: float) -> tuple[float, int]:
+    """(when, which): the first generation the relaunched step logged (after the second start)."""
+    while time.time() < deadline:
+        starts = read_starts(run)
+        if len(starts) == 2 and any(r["generation"] > starts[1]["generation"] for r in metrics(run)):
+            return time.time(), starts[1]["generation"] + 1
+        time.sleep(0.2)
+    raise AssertionError(f"no generation of a relaunched step: starts {read_starts(run)}, {metrics(run)[-1:]}")
+
+
+def test_elastic_job_loses_a_node_and_goes_on_alone_without_a_requeue(reference, tmp_path):
+    run = tmp_path / "run"
+    job = sbatch(run, tmp_path, 2, 1, slow_ckpt_s="1.5")
+    wait_generations(run, 3)
+    killed = time.time()
+    slurm_tool("kill-node", "2")
+    # srun reports the node failure when slurmctld marks node2 down (SlurmdTimeout 20 s here); the
+    # elastic loop then starts the step again on node1, from the newest checkpoint.
+    when, generation = _first_generation_of_relaunch(run, killed + ELASTIC_BOUND_S * SLOW)
+    print(f"elastic: job {job}: generation {generation} logged {when - killed:.1f} s after node2 died")
+    assert when - killed < ELASTIC_BOUND_S, f"took {when - killed:.1f} s (bound {ELASTIC_BOUND_S} s)"
+    assert states(job)[-1] == "RUNNING"
+    hist = wait_done(job, 180 * SLOW)
+    log = job_log(tmp_path, job)
+    slurm_tool("revive-node", "2")
+    # sacct keeps the allocation's two-node record as RESIZING when the node leaves it; no requeue
+    assert "REQUEUED" not in hist and hist[-1] == "COMPLETED", (hist, log[-3000:])
+    assert log.count("essa.sbatch: job") == 1, log[-3000:]  # the batch script ran once
+    assert "restart 1 of 3 after: node node2 failed" in log and "relaunching on node1: 1 ranks" in log, log[-3000:]
+    starts = read_starts(run)
+    assert [(s["world"], s["relaunch"]) for s in starts] == [(2, 0), (1, 1)]
+    assert starts[1]["cause"].startswith("node node2 failed") and starts[1]["job_id"] == job
+    each_generation_once(run)
+    assert metrics(run)[-1]["adapter_sha256"] == reference
+
+
+def test_elastic_job_relaunches_a_killed_rank_on_the_same_nodes(reference, tmp_path):
+    run = tmp_path / "run"
+    job = sbatch(run, tmp_path, 2, 1, slow_ckpt_s="1.5")
+    wait_generations(run, 3)
+    [pid] = _training_pids_on(2)
+    sh("kill", "-9", str(pid))
+    hist = wait_done(job, 180 * SLOW)
+    log = job_log(tmp_path, job)
+    assert hist == ["COMPLETED"], (hist, log[-3000:])
+    assert "relaunching on node1,node2: 2 ranks" in log, log[-3000:]
+    assert [s["world"] for s in read_starts(run)] == [2, 2]
+    each_generation_once(run)
+    assert metrics(run)[-1]["adapter_sha256"] == reference
+
+
+def test_elastic_restart_budget_ends_a_job_that_keeps_failing(tmp_path):
+    run = tmp_path / "run"
+    env_extra = {"ESSA_TEST_CRASH_EVERY": "2:1", "ESSA_MAX_RESTARTS": "2"}
+    job = sbatch(run, tmp_path, 2, 1, extra_env=env_extra)
+    hist = wait_done(job, 240 * SLOW)
+    log = job_log(tmp_path, job)
+    assert hist == ["FAILED"], (hist, log[-3000:])
+    assert "essa-hpc elastic: stopping: the restart budget is spent (2 of --max-restarts 2)" in log, log[-3000:]
+    assert len(read_starts(run)) == 3 and metrics(run)[-1]["generation"] < GENS  # 3 starts, then it stopped
 
 
 def test_wire_bytes_per_generation_do_not_grow_with_the_model(tmp_path):

@@ -68,6 +68,12 @@ def test_finished_preempted_and_no_progress_end_at_once(cluster, final):
     assert code == final and len(calls) == 1
 
 
+def test_a_rank_that_left_preempted_makes_the_step_preempted(cluster):
+    """One rank exits 75 (checkpointed) and srun kills the slower ones: requeue, do not relaunch."""
+    code, calls = cluster(["137|srun: error: vm: task 1: Exited with exit code 75\nsrun: error: vm: task 0: Killed"])
+    assert code == 75 and len(calls) == 1
+
+
 def test_the_restart_budget_ends_a_step_that_always_fails(cluster, capsys):
     code, calls = cluster(["1|srun: error: node1: task 0: Exited with exit code 1"], "node1 idle\nnode2 idle\n",
                           "--max-restarts", "2")
