@@ -31,8 +31,8 @@ from essa_hpc.runtime.launchers import allocation
 FINAL_CODES = {0: "finished", 75: "preempted", 3: "no progress"}
 PREEMPTED_TASK = re.compile(r"srun: error: \S+: tasks? [\d,\-]+: Exited with exit code 75\b")
 DOWN_STATES = ("down", "drain", "fail", "unknown", "not_responding", "no_respond")
-SRUN_FAILURE = re.compile(r"srun: error: (?:Node failure on (?P<lost>\S+)|(?P<node>[^:\s]+): "
-                          r"(?P<tasks>tasks? [\d,\-]+): (?P<how>.+))")
+SRUN_FAILURE = re.compile(r"srun: error: (?:Node failure on (?P<lost>\S+)|Task launch for StepId=\S+ failed on "
+                          r"node (?P<unreachable>[^:\s]+)|(?P<node>[^:\s]+): (?P<tasks>tasks? [\d,\-]+): (?P<how>.+))")
 
 
 def log(message: str) -> None:
@@ -41,14 +41,17 @@ def log(message: str) -> None:
 
 def failure_cause(srun_stderr: str) -> tuple[str, set[str]]:
     """(what failed, in one line; the nodes srun reported lost) from srun's error lines."""
-    lost, tasks = set(), []
+    lost, unreachable, tasks = set(), set(), []
     for m in SRUN_FAILURE.finditer(srun_stderr):
         if m.group("lost"):
             lost.add(m.group("lost"))
+        elif m.group("unreachable"):  # the step could not even start there: leave that node out too
+            unreachable.add(m.group("unreachable"))
         else:
             tasks.append(f"{m.group('node')} {m.group('tasks')} {m.group('how').strip().lower()}")
-    parts = [f"node {n} failed" for n in sorted(lost)] + tasks[:4]
-    return "; ".join(parts) or "the step failed without naming a node or task", lost
+    parts = ([f"node {n} failed" for n in sorted(lost)] + [f"launch failed on node {n}" for n in sorted(unreachable)]
+             + tasks[:4])
+    return "; ".join(parts) or "the step failed without naming a node or task", lost | unreachable
 
 
 def hostnames(nodelist: str) -> list[str]:

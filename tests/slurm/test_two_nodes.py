@@ -41,6 +41,7 @@ def sbatch(run, tmp_path, nodes, per_node, *sbatch_args, gens=GENS, slow_ckpt_s=
     """Submit, and return once every rank is past MPI_Init. Once submitted again when MPI_Init
     failed here in the PMI exchange; now the ranks take libfabric under srun's pmi2
     (launchers.MPI_ENV_DEFAULTS), and a failed launch fails the test."""
+    nodes_idle([f"node{k}" for k in range(1, nodes + 1)])
     env = cli_env(ESSA_RUN_DIR=run, ESSA_TEST_SLOW_CKPT_S=slow_ckpt_s, ESSA_ELASTIC="1" if elastic else "0",
                   ESSA_RESTART_GAP_S="2", **(extra_env or {}))
     out = sh("sbatch", f"--output={tmp_path}/%j.out", f"--nodes={nodes}", f"--ntasks-per-node={per_node}",
@@ -48,6 +49,19 @@ def sbatch(run, tmp_path, nodes, per_node, *sbatch_args, gens=GENS, slow_ckpt_s=
     job = job_id_from(out)
     wait_started(job, tmp_path, nodes * per_node)
     return job
+
+
+def nodes_idle(names: list[str], timeout: float = 60 * SLOW) -> None:
+    """Wait until SLURM reports ``names`` idle: a node revived by the test before may still be
+    registering, and a job placed on it then fails to launch there."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        out = sh("sinfo", "-h", "-N", "-n", ",".join(names), "-o", "%N %T", check=False)
+        state = dict(line.split() for line in out.splitlines() if line.strip())
+        if all(state.get(n) == "idle" for n in names):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"nodes {names} not idle after {timeout} s: {state}")
 
 
 def wait_started(job, tmp_path, ranks, timeout=180 * SLOW) -> None:
@@ -144,8 +158,22 @@ def _training_pids_on(node: int) -> list[int]:
     return pids
 
 
+def revive_node2_if_dead() -> None:
+    """After a test that killed node2, whatever it asserted: the next tests need both nodes."""
+    status = sh(str(SCRIPT), "status", check=False)
+    if any(line.split()[:2] == ["slurmd@node2", "stopped"] for line in status.splitlines() if line.strip()):
+        slurm_tool("revive-node", "2")
+
+
 def test_without_elastic_losing_a_node_ends_the_job_and_it_resumes_on_one_node_then_two(reference, tmp_path):
     """ESSA_ELASTIC=0 and --no-kill=off: SLURM's own handling of a lost node."""
+    try:
+        _without_elastic_node_loss(reference, tmp_path)
+    finally:
+        revive_node2_if_dead()
+
+
+def _without_elastic_node_loss(reference, tmp_path):
     run = tmp_path / "run"
     job = sbatch(run, tmp_path, 2, 1, "--no-kill=off", slow_ckpt_s="1.5", elastic=False)
     wait_generations(run, 3)
@@ -192,6 +220,13 @@ def test_elastic_job_loses_a_node_and_goes_on_alone_without_a_requeue(reference,
     wait_generations(run, 3)
     killed = time.time()
     slurm_tool("kill-node", "2")
+    try:
+        _elastic_after_node_loss(job, run, tmp_path, killed, reference)
+    finally:
+        revive_node2_if_dead()
+
+
+def _elastic_after_node_loss(job, run, tmp_path, killed, reference):
     # srun reports the node failure when slurmctld marks node2 down (SlurmdTimeout 20 s here); the
     # elastic loop then starts the step again on node1, from the newest checkpoint.
     when, generation = _first_generation_of_relaunch(run, killed + ELASTIC_BOUND_S * SLOW)
@@ -200,7 +235,6 @@ def test_elastic_job_loses_a_node_and_goes_on_alone_without_a_requeue(reference,
     assert states(job)[-1] == "RUNNING"
     hist = wait_done(job, 180 * SLOW)
     log = job_log(tmp_path, job)
-    slurm_tool("revive-node", "2")
     # sacct keeps the allocation's two-node record as RESIZING when the node leaves it; no requeue
     assert "REQUEUED" not in hist and hist[-1] == "COMPLETED", (hist, log[-3000:])
     assert log.count("essa.sbatch: job") == 1, log[-3000:]  # the batch script ran once

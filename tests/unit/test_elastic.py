@@ -56,6 +56,13 @@ def test_a_lost_node_relaunches_on_the_nodes_left_with_the_cause(cluster, capsys
     assert "restart 1 of 3 after: node node2 failed (exit 1); relaunching on node1: 2 ranks" in capsys.readouterr().err
 
 
+def test_a_node_where_the_step_could_not_start_is_left_out(cluster):
+    code, calls = cluster(["233|srun: error: Task launch for StepId=137.0 failed on node node2: Communication "
+                           "connection failure", "0|"])
+    assert code == 0 and [nodes_of(c) for c in calls] == ["node1,node2", "node1"]
+    assert calls[1]["cause"] == "launch failed on node node2"
+
+
 def test_a_crashed_process_relaunches_on_every_node(cluster):
     code, calls = cluster(["137|srun: error: node2: task 3: Killed", "0|"])
     assert code == 0 and [nodes_of(c) for c in calls] == ["node1,node2", "node1,node2"]
