@@ -168,9 +168,8 @@ class Trainer:
         payload = np.frombuffer(image, dtype=np.uint8).copy() if self.comm.is_root else np.empty(size, np.uint8)
         payload = self.comm.bcast_array(payload)
         if not self.comm.is_root:
-            found = checkpoint.load_image(payload.tobytes(), "rank 0's state")
-            for name, part in parts.items():
-                part.load_state_dict(found["state"].get(name, {}))
+            self.ckpt.restore({**checkpoint.load_image(payload.tobytes(), "rank 0's state"), "path": "rank 0's state"},
+                              parts)  # the resume path, with its one-line refusal of a part that does not fit
 
     # --- loop -------------------------------------------------------------------
     def run(self) -> int:
