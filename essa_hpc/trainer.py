@@ -118,9 +118,10 @@ class Trainer:
         """ES time so far, as ``run.budget_s`` counts it: step time less evaluations (rank 0's records)."""
         return sum(r.get("step_s", 0.0) - r.get("heldout_s", 0.0) for r in self.metrics.records)
 
-    def over_budget(self, seconds_this_step: float) -> bool:
-        """Whether ``run.budget_s`` is spent once this step is counted (rank 0's records decide)."""
-        return budget.spent(self.comm, self.cfg.run.budget_s, self.es_seconds() + seconds_this_step)
+    def budget_count(self, seconds_this_step: float) -> float:
+        """ES seconds as ``run.budget_s`` counts them once this step is counted. The step's own
+        record times it a little later (after the record is built), so the record keeps this count too."""
+        return self.es_seconds() + seconds_this_step
 
     def batch_size(self) -> int:
         """Prompts per candidate for the generation being computed (task.late_batch_size late in the run)."""
@@ -262,7 +263,8 @@ class Trainer:
             if cfg.run.checksum_every and self.generation % cfg.run.checksum_every == 0:
                 resynced = self.check_ranks_agree(digest)
                 digest = self.space.digest(self.strategy.mean) if resynced else digest
-            budget_stop = self.over_budget(watch.elapsed("step"))
+            budget_used = self.budget_count(watch.elapsed("step"))
+            budget_stop = budget.spent(comm, cfg.run.budget_s, budget_used)  # rank 0's count decides
             last = self.generation == cfg.run.generations or budget_stop
             record = {"generation": self.generation, "reward_mean": float(rewards.mean()),
                       "reward_max": float(rewards.max()), "reward_min": float(rewards.min()),
@@ -275,6 +277,8 @@ class Trainer:
                     record.update(self.evaluate_mean(mean))
             stop = self.preempt.agree(comm)  # every rank, every generation: it is a collective
             stop = 0 if last else stop  # a finished run just finishes
+        if cfg.run.budget_s:
+            record["budget_used_s"] = budget_used
         if budget_stop:
             record["budget_stop"] = True
         if resynced:
