@@ -73,7 +73,8 @@ def down_nodes(nodes: list[str]) -> set[str]:
 def run_step(srun_options: list[str], command: list[str], nodes: list[str], per_node: int, env: dict
              ) -> tuple[int, str]:
     """One ``srun`` on ``nodes``; its stderr passes through to ours and is kept for the cause."""
-    cmd = ["srun", f"--nodes={len(nodes)}", f"--ntasks={len(nodes) * per_node}", f"--nodelist={','.join(nodes)}",
+    cmd = ["srun", f"--nodes={len(nodes)}", f"--ntasks={len(nodes) * per_node}", f"--ntasks-per-node={per_node}",
+           f"--nodelist={','.join(nodes)}",
            *srun_options, *command]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
     kept = []
@@ -90,6 +91,8 @@ def parse_args(argv):
     ap.add_argument("--max-restarts", type=int, default=3, help="relaunches after failures (default 3)")
     ap.add_argument("--min-nodes", type=int, default=1, help="stop rather than run on fewer nodes (default 1)")
     ap.add_argument("--min-gap-s", type=float, default=10.0, help="seconds between two starts at least (default 10)")
+    ap.add_argument("--tasks-per-node", type=int, help="ranks per node (default: the allocation's); a driver "
+                    "that runs inside a step of its own (essa-hpc submit) gives it, since its step's variables differ")
     ap.add_argument("rest", nargs=argparse.REMAINDER, help="-- SRUN_OPTION ... -- COMMAND ...")
     args = ap.parse_args(argv)
     rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
@@ -102,6 +105,7 @@ def parse_args(argv):
 def main(argv=None, environ=os.environ) -> int:
     args, srun_options, command = parse_args(argv)
     nodelist, per_node = allocation(environ)
+    per_node = args.tasks_per_node or per_node
     nodes = hostnames(nodelist)
     env, restarts = dict(environ), 0
     while True:

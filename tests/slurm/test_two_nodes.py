@@ -119,10 +119,11 @@ def test_two_nodes_two_ranks_each_matches_one_node(reference, tmp_path):
     assert metrics(run)[-1]["adapter_sha256"] == reference
 
 
-def test_submitit_on_two_nodes_matches_one_node(reference, tmp_path):
+def test_submitit_without_elastic_on_two_nodes_matches_one_node(reference, tmp_path):
+    """--no-elastic: submitit's own srun starts the ranks (the elastic driver is tested below)."""
     run = tmp_path / "run"
     out = essa(["submit", str(TINY), f"run.generations={GENS}", "--run-dir", str(run), "--nodes", "2",
-                "--tasks-per-node", "1", "--time", "10"])
+                "--tasks-per-node", "1", "--time", "10", "--no-elastic"])
     job = json.loads(out.stdout)["job_id"]
     assert wait_done(job, 180 * SLOW)[-1] == "COMPLETED"
     assert job_nodes(job) == (2, "node[1-2]")
@@ -259,6 +260,27 @@ def test_elastic_job_relaunches_a_killed_rank_on_the_same_nodes(reference, tmp_p
     assert [s["world"] for s in read_starts(run)] == [2, 2]
     each_generation_once(run)
     assert metrics(run)[-1]["adapter_sha256"] == reference
+
+
+def test_elastic_submitit_job_relaunches_a_killed_rank_on_the_same_nodes(reference, tmp_path):
+    """essa-hpc submit (elastic by default): its driver task relaunches the ranks inside the job."""
+    run = tmp_path / "run"
+    nodes_idle(["node1", "node2"])
+    out = essa(["submit", str(TINY), f"run.generations={GENS}", "--run-dir", str(run), "--nodes", "2",
+                "--tasks-per-node", "1", "--time", "10", "--restart-gap", "2"], env=cli_env(ESSA_TEST_SLOW_CKPT_S="1.5"))
+    job = json.loads(out.stdout)["job_id"]
+    wait_generations(run, 3)
+    [pid] = _training_pids_on(2)
+    sh("kill", "-9", str(pid))
+    hist = wait_done(job, 180 * SLOW)
+    logs = "".join(p.read_text() for p in (run / "submitit").glob(f"{job}_*_log.err"))
+    assert hist == ["COMPLETED"], (hist, logs[-3000:])
+    assert "restart 1 of 3 after: node2 task 1" in logs and "relaunching on node1,node2: 2 ranks" in logs, logs[-3000:]
+    assert [(s["world"], s["relaunch"]) for s in read_starts(run)] == [(2, 0), (2, 1)]
+    each_generation_once(run)
+    assert metrics(run)[-1]["adapter_sha256"] == reference
+    import submitit
+    assert submitit.SlurmJob(run / "submitit", job).result()["adapter_sha256"] == reference
 
 
 def test_elastic_restart_budget_ends_a_job_that_keeps_failing(tmp_path):

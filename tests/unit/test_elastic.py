@@ -99,3 +99,13 @@ def test_fewer_nodes_than_the_minimum_stops(cluster, capsys):
 def test_the_command_line_needs_both_parts():
     with pytest.raises(SystemExit):
         elastic.parse_args(["--", "--mpi=pmi2"])
+
+
+def test_a_driver_in_a_step_of_its_own_gives_the_tasks_per_node(cluster):
+    """essa-hpc submit's driver runs in a one-task step; its step's variables do not describe the
+    allocation, so it passes the ranks per node itself and srun gets them explicitly."""
+    code, calls = cluster(["137|srun: error: node2: task 1: Killed", "0|"], "node1 idle\nnode2 idle\n",
+                          "--tasks-per-node", "3")
+    assert code == 0
+    for call in calls:
+        assert "--ntasks=6" in call["args"] and "--ntasks-per-node=3" in call["args"], call
