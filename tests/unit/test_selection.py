@@ -128,7 +128,7 @@ def test_a_wall_time_budget_ends_the_run_early_on_every_rank_and_stays_finished(
     # record's step_s is timed a little later, so its sum may pass 0.3 one step before the check did)
     used = [r["budget_used_s"] for r in records if "budget_used_s" in r]
     assert len(used) == len(records) - 1 and used == sorted(used)
-    assert used[-2] < 0.3 <= used[-1]
+    assert ([0.0] + used)[-2] < 0.3 <= used[-1]  # a loaded machine may spend the budget in generation 1
     assert "heldout_reward" in records[-1]  # the last generation is evaluated, as a finished run's is
     assert (tmp_path / "run" / "adapter" / "vector.npy").is_file()
     again_codes, again = train(cfg, world=1, resume=True)
