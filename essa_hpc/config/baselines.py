@@ -83,25 +83,36 @@ def check_eso(cfg) -> None:
         raise ConfigError(f"baseline.eso.sft_weight must be >= 0, got {o.sft_weight}")
 
 
+# Quantized linears peft wraps with a trainable LoRA whose gradient flows through the frozen, quantized
+# weight: bitsandbytes' 4-bit and LLM.int8 layers (QLoRA) and torchao's weight-only int8. torch's
+# dynamic int8 modules are not nn.Linear, so peft cannot wrap them.
+QLORA_MODES = ("nf4", "bnb_int8", "int8_weight_only")
+
 CAPABILITIES = {
     "data_parallel": "it runs on several processes under torchrun, each taking baseline.batch_size / N "
                      "completions, DDP averaging the gradient",
+    "quantized_base": "it trains a LoRA over the frozen base, so the base may be quantized (QLoRA: "
+                      "model.quantize in " + ", ".join(QLORA_MODES) + ")",
 }
 
 BASELINES = Kind("baseline method", "baseline", "essa_hpc.baselines", CAPABILITIES, [
     Spec("grpo", "essa_hpc.baselines.grpo:run_grpo", "GRPO through TRL's GRPOTrainer, LoRA policy", GRPOOptions,
-         check_grpo, caps={"data_parallel": True}),
+         check_grpo, caps={"data_parallel": True, "quantized_base": True}),
     # TR-DPO samples its pairs up front and ESO has not been tried under DDP: one process each.
     Spec("trdpo", "essa_hpc.baselines.trdpo:run_trdpo", "TR-DPO: DPO with a soft-updated reference, full "
          "fine-tune", TRDPOOptions, check_trdpo),
     Spec("eso", "essa_hpc.baselines.eso:run_eso", "REINFORCE at several temperatures plus SFT on the gold answer",
-         ESOOptions, check_eso),
+         ESOOptions, check_eso, caps={"quantized_base": True}),
 ])
 
 
 def check_method(method: str, cfg) -> None:
     """The method's config checks; one-line ConfigError, before any model or TRL import."""
     spec = BASELINES.spec(method)
-    if cfg.model.quantize != "none":
-        raise ConfigError("baselines train by backpropagation and need model.quantize=none")
+    quantize = cfg.model.quantize
+    if quantize != "none" and not spec.get("quantized_base"):
+        raise ConfigError(f"baseline {method} trains the full model by backpropagation and needs model.quantize=none")
+    if quantize != "none" and quantize not in QLORA_MODES:
+        raise ConfigError(f"baseline {method} over a quantized base is QLoRA: model.quantize must be one of "
+                          f"{', '.join(QLORA_MODES)}, got {quantize}")
     spec.run_check(cfg)

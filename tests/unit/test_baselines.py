@@ -197,6 +197,8 @@ def test_trdpo_samples_are_the_rollouts_own(tiny_cfg):
     (["baseline", "grpo", str(TINY), "baseline.grpo.loss_type=ppo"], "baseline.grpo.loss_type"),
     (["baseline", "eso", str(TINY), "baseline.eso.temperatures=[0.5,1,2]", "baseline.num_generations=2",
       "baseline.batch_size=4"], "temperatures"),
+    (["baseline", "trdpo", str(TINY), "model.quantize=nf4"], "baseline trdpo trains the full model"),
+    (["baseline", "grpo", str(TINY), "model.quantize=int8"], "QLoRA: model.quantize must be one of nf4, "),
 ])
 def test_bad_name_or_config_fails_fast_in_one_line(tmp_path, args, message):
     run = tmp_path / "never"

@@ -3,6 +3,7 @@ int8. The base stays quantized, the adapter path float; runs agree on 1 and 2 ra
 adapter loads in plain peft on a base that transformers quantized the same way."""
 import importlib.metadata
 import importlib.util
+import json
 
 import numpy as np
 import pytest
@@ -104,3 +105,28 @@ def test_a_mode_whose_package_is_missing_is_one_line(monkeypatch):
     with pytest.raises(ConfigError, match="^model.quantize=int8_weight_only needs the torchao package: "
                                           "pip install torchao$"):
         validate(load(str(TINY), ["model.quantize=int8_weight_only"]))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_grpo_trains_a_lora_over_the_quantized_base(mode, tmp_path):
+    """QLoRA: the gradient baseline over the same quantized base ES searches over. The LoRA trains (its B
+    factors leave zero) and the result differs from the same run over the float base, so the base was
+    quantized; the exported adapter scores in `essa-hpc eval` over that base what the run reported."""
+    needs_package(mode)
+    from safetensors.torch import load_file
+
+    def grpo(run, *extra):
+        essa(["baseline", "grpo", str(TINY), MODEL, "baseline.steps=2", "baseline.eval_every=2", "task.heldout_size=8",
+              "baseline.batch_size=8", "baseline.num_generations=4", "baseline.learning_rate=1e-2", *extra,
+              "--run-dir", str(run)])
+        return {k: v for k, v in load_file(str(run / "adapter" / "adapter_model.safetensors")).items() if "lora_B" in k}
+
+    quantized, plain = grpo(tmp_path / "q", f"model.quantize={mode}"), grpo(tmp_path / "f")
+    assert quantized and quantized.keys() == plain.keys()
+    assert any(float(v.abs().max()) > 0 for v in quantized.values())
+    assert any(not torch.equal(quantized[k], plain[k]) for k in quantized)
+    rows = metrics(tmp_path / "q")
+    assert all(r["loss"] == r["loss"] for r in rows[1:])  # not NaN
+    scored = essa(["eval", str(TINY), MODEL, f"model.quantize={mode}", "task.heldout_size=8",
+                   "--adapter", str(tmp_path / "q" / "adapter")])
+    assert json.loads(scored.stdout)["heldout_reward"] == rows[-1]["heldout_reward"]
