@@ -50,9 +50,10 @@ test-fast: venv
 	$(BIN)/python -m pytest tests/unit -x -q
 
 # Benchmarks into bench/results/ (see BENCHMARKS.md); QUICK=1 for the short version,
-# STUDY=1 for the slow ESSA-vs-GRPO study with equal tuning effort (hours, resumable) instead.
+# STUDY=1 for the slow ESSA-vs-GRPO study from two starts, STUDY=fair for the earlier one (hours,
+# resumable) instead.
 bench: venv
-	$(BIN)/python tools/bench/run_all.py $(if $(QUICK),--quick,) $(if $(STUDY),--study,)
+	$(BIN)/python tools/bench/run_all.py $(if $(QUICK),--quick,) $(if $(STUDY),--study $(if $(filter fair,$(STUDY)),fair,signal),)
 
 clean-runs:
 	rm -rf runs

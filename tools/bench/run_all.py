@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """`make bench`: every benchmark, each writing bench/results/<name>.json, then the plots.
 
-    python tools/bench/run_all.py [--quick | --study]
+    python tools/bench/run_all.py [--quick | --study [signal|fair]]
 
 Default: rollout throughput (~5 min), EGGROLL throughput (~1 min), HF against vLLM (~2 min;
 skipped without make venv-vllm), scaling (~12 min), memory (~5 min), plots.
---quick: the same at small sizes (a few minutes). --study: the slow part, the ESSA-vs-GRPO
-study with equal tuning effort (configs/studies/fair.yaml: 6 arms per method at 5 minutes each,
-then the best arm of each with 3 seeds at 30 minutes, two ESSA levers, 1-to-2-worker timing of
-both methods, the projection to N workers and the report: about 5 hours on 2 cores; resumable:
-rerun the same command after an interruption, finished runs are skipped).
+--quick: the same at small sizes (a few minutes). --study: the slow part, ESSA against GRPO from
+two starts (configs/studies/signal_study.yaml: 6 arms per method screened by successive halving on
+500 validation problems, then the chosen arm of each with 3 paired seeds at 30 minutes from each
+start: about 10 hours on 2 cores). --study fair: the earlier study with one start and a one-run
+screen (configs/studies/fair.yaml, about 5 hours). Both resume: rerun the same command after an
+interruption, and recorded runs are skipped.
 """
 from __future__ import annotations
 
@@ -20,19 +21,21 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 STEPS = ["rollout_throughput.py", "eggroll_throughput.py", "vllm_throughput.py", "scaling.py", "memory.py", "plots.py"]
-STUDY_STEPS = [  # hours; resumable, finished runs are skipped
-    ["tools/study/study_fair.py", "configs/studies/fair.yaml", "--out", "runs/fair", "--ranks", "2"],
-]
+STUDIES = {  # hours; resumable, recorded runs are skipped
+    "signal": ["tools/study/study_signal.py", "configs/studies/signal_study.yaml", "--out", "runs/signal_study",
+               "--ranks", "2"],
+    "fair": ["tools/study/study_fair.py", "configs/studies/fair.yaml", "--out", "runs/fair", "--ranks", "2"],
+}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes, minutes not hours")
-    ap.add_argument("--study", action="store_true", help="only the ESSA-vs-GRPO study with equal tuning "
-                    "effort (tools/study/study_fair.py configs/studies/fair.yaml; hours)")
+    ap.add_argument("--study", nargs="?", const="signal", choices=list(STUDIES),
+                    help="only an ESSA-vs-GRPO study (hours): signal (the default) or fair")
     args = ap.parse_args()
     if args.study:
-        cmds = [[sys.executable, *step] for step in STUDY_STEPS]
+        cmds = [[sys.executable, *STUDIES[args.study]]]
     else:
         cmds = [[sys.executable, str(HERE / step)] + (["--quick"] if args.quick and step != "plots.py" else [])
                 for step in STEPS]

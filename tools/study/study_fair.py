@@ -74,15 +74,15 @@ def method_command(method: str, spec: dict, sft: Path, overrides: list[str], see
         mpi = [str(BIN / "mpiexec"), "-n", str(ranks)] if ranks > 1 else []
         return [*mpi, essa, "train", spec["config"], *common, f"run.budget_s={budget}", "run.generations=100000",
                 "--run-dir", str(run_dir)]
-    # GRPO's prompt set is built up front for baseline.steps, so the cap is the spec's, not "unlimited".
-    return [essa, "baseline", "grpo", spec["config"], *common, f"run.threads={ranks}", f"baseline.budget_s={budget}",
+    # A baseline's prompt set is built up front for baseline.steps, so the cap is the spec's, not "unlimited".
+    return [essa, "baseline", method, spec["config"], *common, f"run.threads={ranks}", f"baseline.budget_s={budget}",
             f"baseline.steps={spec.get('grpo_steps_cap', 1000)}", "--run-dir", str(run_dir)]
 
 
 def ensure(method: str, spec: dict, sft: Path, overrides: list[str], seed: int, budget: float, run_dir: Path,
            ranks: int) -> dict:
     if not (run_dir / "adapter").is_dir():
-        if method == "grpo" and run_dir.exists():  # TRL runs do not resume: start the arm again
+        if method != "essa" and run_dir.exists():  # TRL runs do not resume: start the arm again
             shutil.rmtree(run_dir)
         code = run(method_command(method, spec, sft, overrides, seed, budget, run_dir, ranks))
         if code != 0:
