@@ -11,6 +11,7 @@ from helpers import ROOT, TINY, cli_env
 
 sys.path.insert(0, str(ROOT / "tools" / "study"))
 import halving  # noqa: E402
+import signal_study_report  # noqa: E402
 
 ARMS = ["a", "b", "c", "d", "e", "f"]
 
@@ -85,6 +86,9 @@ def test_the_signal_study_screens_pairs_its_finals_and_resumes(tmp_path):
             assert result["to_target"][0] is not None  # a target of the start itself is met at once
             assert result["runs"]["seed0"]["inputs"]["start"] == record["starts"][start]["id"]
 
+    table = (tmp_path / "results" / "signal_study.md").read_text()
+    assert "## Finals from `long`" in table and f"| essa | {record['screen']['essa']['chosen']} | 1 |" in table
+
     again = study(tmp_path, SPEC)
     assert again.returncode == 0, again.stderr[-3000:]
     assert started(again) == []
@@ -104,3 +108,23 @@ def test_unequal_arms_and_an_unknown_screen_start_are_refused(tmp_path):
     assert proc.returncode != 0 and "unequal tuning budget" in proc.stderr
     proc = study(tmp_path, {**SPEC, "screen": {"start": "nowhere", "first_budget_s": 1}})
     assert proc.returncode != 0 and "screen.start=nowhere" in proc.stderr
+
+
+def _finals(gains, samples):
+    return {"gain": gains, "gain_mean": sum(gains) / len(gains),
+            "to_target": [None if s is None else {"samples": s} for s in samples]}
+
+
+@pytest.mark.parametrize("gains, samples, met", [
+    ([0.12, 0.11, 0.10], [4000, 6000, 7900], ["met", "met"]),
+    ([0.20, 0.15, -0.01], [4000, 6000, None], ["missed", "missed"]),  # a negative seed; one never reached
+    ([0.09, 0.10, 0.10], [4000, 6000, 8100], ["missed", "missed"]),
+])
+def test_the_goals_are_reported_met_or_missed_from_the_record(gains, samples, met):
+    record = {"results": {"sft15": {"essa": _finals(gains, samples)},
+                          "strong": {"essa": {"final": [0.8], "final_mean": 0.80},
+                                     "grpo": {"final": [0.84], "final_mean": 0.84}}}}
+    lines = signal_study_report.goals(record)
+    assert [line.split(": ")[1].split(" ")[0] for line in lines] == [*met, "missed"]  # GRPO 4 points ahead
+    record["results"]["strong"]["grpo"]["final_mean"] = 0.82
+    assert signal_study_report.goals(record)[-1].split(": ")[1].startswith("met")

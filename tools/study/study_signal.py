@@ -28,7 +28,8 @@ STUDY.yaml:
     grpo_arms: [...]
 
 Layout: <out>/<start>/sft, <out>/screen/<method>/r<k>/<arm>, <out>/<start>/final/<method>/seed<k>.
-The record is <results>/signal_study.json, written after every run; a later invocation, from the same
+The record is <results>/signal_study.json, written after every run (its tables and goals:
+<results>/signal_study.md, signal_study_report.py); a later invocation, from the same
 <out> or from a fresh checkout holding only the record, skips every run recorded with the same inputs
 from a start with the same recipe and held-out score (study_fair.py explains why not the same bytes).
 """
@@ -42,6 +43,7 @@ import sys
 from pathlib import Path
 
 import halving
+import signal_study_report
 import yaml
 from study_fair import BIN, ROOT, ensure, recorded, run, run_inputs, sft_start
 from study_results import first_reaching, summarise_finals
@@ -206,6 +208,7 @@ def main() -> int:
     for name in STAGES[:STAGES.index(args.stage) + 1]:
         stages[name](spec, arms, starts, out, args.ranks, record, save)
     save()
+    (results / "signal_study.md").write_text(signal_study_report.report(record))
     print_summary(record)
     return 0
 
