@@ -128,3 +128,10 @@ def test_the_goals_are_reported_met_or_missed_from_the_record(gains, samples, me
     assert [line.split(": ")[1].split(" ")[0] for line in lines] == [*met, "missed"]  # GRPO 4 points ahead
     record["results"]["strong"]["grpo"]["final_mean"] = 0.82
     assert signal_study_report.goals(record)[-1].split(": ")[1].startswith("met")
+
+
+def test_a_screen_cut_short_shows_the_scores_recorded_so_far():
+    runs = {"r0/b": {"validation_final": 0.60}, "r0/a": {"validation_final": 0.65},
+            "r1/a": {"validation_final": 0.70}}
+    table = signal_study_report.screen_table({"screen": {"essa": {"runs": runs}, "total_budget_s": 1.0}})
+    assert "| essa | a | 0.650 / 0.700 | 0.675 |  |" in table and "| essa | b | 0.600 | 0.600 |  |" in table

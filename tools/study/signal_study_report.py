@@ -23,13 +23,21 @@ ROOT = Path(__file__).resolve().parents[2]
 def screen_table(record: dict) -> list[str]:
     lines = ["| method | arm | validation by round | mean | chosen |", "|---|---|---|---|---|"]
     for method, entry in record["screen"].items():
-        if not isinstance(entry, dict) or "scores" not in entry:
+        if not isinstance(entry, dict):
             continue
-        for arm, scores in entry["scores"].items():
+        for arm, scores in (entry.get("scores") or partial_scores(entry)).items():
             mark = "**yes**" if arm == entry.get("chosen") else ""
             lines.append(f"| {method} | {arm} | {' / '.join(f'{s:.3f}' for s in scores)} | "
                          f"{statistics.mean(scores):.3f} | {mark} |")
     return lines
+
+
+def partial_scores(entry: dict) -> dict[str, list[float]]:
+    """A screen cut short: each arm's recorded validation scores by round, from its run keys (r<k>/<arm>)."""
+    out: dict[str, list[float]] = {}
+    for key in sorted(entry.get("runs", {})):
+        out.setdefault(key.split("/", 1)[1], []).append(entry["runs"][key]["validation_final"])
+    return out
 
 
 def _pm(xs: list[float]) -> str:
