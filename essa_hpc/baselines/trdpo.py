@@ -1,7 +1,11 @@
 """TR-DPO baseline (Gorbatovski et al., "Learn Your Reference Model for Real Good Alignment", arXiv 2404.09656),
 through TRL's ``DPOTrainer`` / ``DPOConfig(sync_ref_model=True, ref_model_mixup_alpha=alpha,
 ref_model_sync_steps=tau)``: every tau steps the reference becomes ``alpha*theta + (1-alpha)*ref``
-(TRL's ``SyncRefModelCallback``; the paper recommends alpha ~ 0.6, tau ~ 512).
+(TRL's ``SyncRefModelCallback``, after the optimizer step). The paper writes two rules: soft,
+ref <- alpha*theta + (1-alpha)*ref, and hard, ref <- theta every tau steps. TRL's one rule is the soft rule
+at ``tau=1`` and the hard rule at ``alpha=1``; ``alpha<1`` with ``tau>1`` mixes the two, which the paper
+does not describe (tests/unit/test_baseline_objectives.py replays all three). The defaults, alpha=0.6 and
+tau=512, are TRL's: a run shorter than 512 steps never moves the reference and is plain DPO.
 
 TRL refuses ``sync_ref_model`` with a PEFT model, so TR-DPO is a full fine-tune: the SFT adapter
 ``space.init`` (the start ESSA uses) is merged into the base first (``merge_and_unload``), and the reference
@@ -82,7 +86,9 @@ def full_policy(cfg, model):
     return model.requires_grad_(True)
 
 
-def run_trdpo(cfg, parts, run_dir: Path) -> dict:
+def build_trdpo(cfg, parts, run_dir: Path):
+    """The policy, its preference pairs and a DPOTrainer whose reference TRL's ``SyncRefModelCallback`` moves;
+    returns (trainer, run, pairs). Split from ``run_trdpo`` so a test can watch the reference update."""
     from datasets import Dataset
 
     b = cfg.baseline
@@ -122,6 +128,11 @@ def run_trdpo(cfg, parts, run_dir: Path) -> dict:
 
     trainer.add_callback(MetricsCallback(run, policy, None, extra=extra))
     quiet_trainer(trainer)
+    return trainer, run, pairs
+
+
+def run_trdpo(cfg, parts, run_dir: Path) -> dict:
+    trainer, run, pairs = build_trdpo(cfg, parts, run_dir)
     trainer.train()
     out = run.run_dir / "adapter"
     trainer.model.save_pretrained(str(out))

@@ -26,8 +26,10 @@ class GRPOOptions:
 @dataclass
 class TRDPOOptions:
     """Keys under ``baseline.trdpo``."""
-    alpha: float = opt(0.6, "soft reference update ref <- alpha*theta + (1-alpha)*ref (TRL ref_model_mixup_alpha)")
-    tau: int = opt(512, "update the reference every tau steps (TRL ref_model_sync_steps)")
+    alpha: float = opt(0.6, "reference update ref <- alpha*theta + (1-alpha)*ref (TRL ref_model_mixup_alpha); "
+                       "1 = the paper's hard rule")
+    tau: int = opt(512, "apply it every tau steps (TRL ref_model_sync_steps); 1 = the paper's soft rule; a run of "
+                   "fewer steps never moves the reference (plain DPO)")
     dpo_beta: float = opt(0.1, "DPO beta")
     k: int = opt(4, "completions sampled per prompt; a prompt gives the pair (best, worst) if their rewards differ")
     prompts: int = opt(0, "training prompts the pairs are sampled for; 0 = steps x batch_size")
