@@ -54,11 +54,11 @@ SPEC = {"config": str(TINY), "common": ["task.heldout_size=8", "task.validation_
                       {"name": "lr1e-3", "overrides": ["baseline.learning_rate=1e-3", *ARM]}]}
 
 
-def study(tmp_path, spec):
+def study(tmp_path, spec, *extra):
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(spec))
     return subprocess.run([sys.executable, str(ROOT / "tools" / "study" / "study_signal.py"), str(path), "--out",
-                           str(tmp_path / "out"), "--ranks", "1", "--results", str(tmp_path / "results")],
+                           str(tmp_path / "out"), "--ranks", "1", "--results", str(tmp_path / "results"), *extra],
                           capture_output=True, text=True, timeout=900, env=cli_env(ESSA_NO_MPI="1"), cwd=ROOT)
 
 
@@ -101,6 +101,43 @@ def test_the_signal_study_screens_pairs_its_finals_and_resumes(tmp_path):
     assert len(started(paired)) == 1 and " train " in started(paired)[0] and "/long/final/essa/" in started(paired)[0]
     record = json.loads(path.read_text())
     assert record["results"]["long"]["essa"]["machine"][0]["boot_id"] == boot
+
+
+TRDPO = ["baseline.batch_size=4", "baseline.trdpo.k=4", "baseline.trdpo.prompts=8", "baseline.trdpo.tau=1"]
+
+
+def test_a_third_method_runs_after_the_pair_without_binding_or_rerunning_it(tmp_path):
+    """The pair's finals first (--methods essa,grpo), TR-DPO later: its screen and finals run then, the
+    pair's runs are not made again, and a TR-DPO final recorded on another boot stands (it is compared by
+    machine kind, not paired)."""
+    spec = {**SPEC, "starts": {"short": SPEC["starts"]["short"]},
+            "methods": {"essa": ["short"], "grpo": ["short"], "trdpo": ["short"]},
+            "trdpo_arms": [{"name": "lr1e-3", "overrides": ["baseline.learning_rate=1e-3", *TRDPO]},
+                           {"name": "lr1e-4", "overrides": ["baseline.learning_rate=1e-4", *TRDPO]}]}
+    pair = study(tmp_path, spec, "--methods", "essa,grpo")
+    assert pair.returncode == 0, pair.stderr[-3000:]
+    path = tmp_path / "results" / "signal_study.json"
+    record = json.loads(path.read_text())
+    assert sorted(record["screen"]) == ["essa", "grpo", "total_budget_s"]
+    assert sorted(record["results"]["short"]) == ["essa", "grpo"]
+
+    third = study(tmp_path, spec)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert started(third) and all(" baseline trdpo " in cmd for cmd in started(third))
+    assert len(started(third)) == 3  # two screen arms and one final
+    record = json.loads(path.read_text())
+    trdpo = record["results"]["short"]["trdpo"]
+    assert trdpo["arm"] == record["screen"]["trdpo"]["chosen"] and len(trdpo["final"]) == 1
+    table = (tmp_path / "results" / "signal_study.md").read_text()
+    assert f"| trdpo | {trdpo['arm']} | 1 |" in table and trdpo["machine"][0]["cpu"] in table
+
+    record["results"]["short"]["trdpo"]["runs"]["seed0"]["machine"]["boot_id"] = "another-boot"
+    path.write_text(json.dumps(record))
+    again = study(tmp_path, spec)
+    assert again.returncode == 0 and started(again) == [], again.stdout[-3000:]
+
+    unknown = study(tmp_path, spec, "--methods", "essa,dpo")
+    assert unknown.returncode != 0 and "--methods names dpo" in unknown.stderr
 
 
 def test_unequal_arms_and_an_unknown_screen_start_are_refused(tmp_path):

@@ -7,7 +7,8 @@ Markdown for BENCHMARKS.md and docs/LEARNING.md:
 - the screen: every arm's validation score per round, its mean, and the choice;
 - per start, the finals: final, peak and selected held-out (mean ± sd over seeds), the gain, samples
   and training seconds to the start's target per seed, and the machine of each run (boot, calibration);
-- per start, the pairs: ESSA seed k against the other methods' seed k, from one boot;
+- per start, the pairs: ESSA seed k against GRPO seed k, from one boot (the other methods' runs are
+  compared by machine kind: the finals table gives each run's CPU and calibration timing);
 - the goals, each met or missed.
 """
 from __future__ import annotations
@@ -54,20 +55,28 @@ def finals_table(start: str, entry: dict, starts: dict) -> list[str]:
     info = starts[start]
     lines = [f"Start `{start}` ({' '.join(info['recipe'])}): held-out {info['heldout']:.3f}, "
              f"target {info['target']:.3f}.", "",
-             "| method | arm | seeds | final | peak | selected | gain | samples to target | seconds to target |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| method | arm | seeds | final | peak | selected | gain | samples to target | seconds to target | "
+             "calibration s (CPU) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for method, s in entry.items():
         if "final" not in s:
             continue
         reach = s["to_target"]
         lines.append(f"| {method} | {s['arm']} | {len(s['final'])} | {_pm(s['final'])} | {_pm(s['peak'])} | "
                      f"{_pm(s['selected']) if s.get('selected') else '-'} | {s['gain_mean']:+.3f} | "
-                     f"{_reached(reach, 'samples', '{:d}')} | {_reached(reach, 'train_s', '{:.0f}')} |")
+                     f"{_reached(reach, 'samples', '{:d}')} | {_reached(reach, 'train_s', '{:.0f}')} | "
+                     f"{machines(s['machine'])} |")
     return lines
 
 
+def machines(runs: list[dict]) -> str:
+    """Each seed's calibration timing, and the CPU model(s) the seeds ran on."""
+    cpus = sorted({m["cpu"] for m in runs})
+    return " / ".join(f"{m['calibration_s']:.2f}" for m in runs) + f" ({'; '.join(cpus)})"
+
+
 def pairs_table(entry: dict) -> list[str]:
-    methods = [m for m, s in entry.items() if "final" in s]
+    methods = [m for m in ("essa", "grpo") if "final" in entry.get(m, {})]
     if "essa" not in methods:
         return []
     lines = ["| seed | boot | " + " | ".join(f"{m} final (calibration s)" for m in methods) + " |",

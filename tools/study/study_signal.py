@@ -12,7 +12,11 @@ Stages, in order (--stage stops after one):
             by mean validation score over their rounds goes on; the same total budget for both methods
     final   per start, per seed: the chosen ESSA arm, then the chosen GRPO arm, recorded with the
             machine (CPU, boot id, a calibration timing); a pair whose runs do not share a boot is
-            run again. The other start reuses the arms chosen on the screen's start.
+            run again. Any other method (TR-DPO, ESO) runs after the pair, recorded with its machine
+            but not bound to the pair's boot. The other start reuses the arms chosen on the screen's start.
+
+--methods essa,grpo limits both stages to those methods (the others' records are kept), so the pair's
+finals need not wait for the other methods' screens.
 
 STUDY.yaml:
     config: configs/demo.yaml
@@ -53,6 +57,7 @@ from essa_hpc.launch.signal_cmd import machine
 CALIBRATION = ("import time, torch; torch.set_num_threads(1); torch.manual_seed(0); a = torch.randn(256, 256); "
                "t = time.perf_counter(); [a @ a for _ in range(400)]; print(time.perf_counter() - t)")
 STAGES = ("screen", "final")
+PAIRED = ("essa", "grpo")  # per seed, these runs share one boot; the report compares them pair by pair
 
 
 def this_machine() -> dict:
@@ -147,10 +152,10 @@ def final_stage(spec, arms, starts, out, ranks, record, save) -> None:
                      for m in here}
             runs = {m: entry.get(m, {}).get("runs", {}).get(f"seed{seed}") for m in here}
             done = {m: recorded(runs[m], wants[m]) for m in here}
-            if all(done.values()) and len({runs[m]["machine"]["boot_id"] for m in here}) == 1:
-                continue
-            for method in here:  # one seed's runs share one boot: what was recorded on another runs again
-                if done[method] and runs[method]["machine"]["boot_id"] == boot:
+            paired = [m for m in here if m in PAIRED]
+            pair_ok = all(done[m] for m in paired) and len({runs[m]["machine"]["boot_id"] for m in paired}) <= 1
+            for method in here:  # a pair's runs share one boot: what was recorded on another runs again
+                if done[method] and (method not in paired or pair_ok or runs[method]["machine"]["boot_id"] == boot):
                     continue
                 run_dir = out / name / "final" / method / f"seed{seed}"
                 stamp = run_dir.with_name(f"{run_dir.name}.boot_id")
@@ -188,10 +193,16 @@ def main() -> int:
     ap.add_argument("--ranks", type=int, default=2, help="MPI ranks per ES run; torch threads per GRPO run")
     ap.add_argument("--stage", choices=STAGES, default=STAGES[-1], help="stop after this stage")
     ap.add_argument("--results", default="bench/results", help="where signal_study.json is kept after every run")
+    ap.add_argument("--methods", default="", help="comma-separated methods to run (default: all the study's)")
     args = ap.parse_args()
     spec = yaml.safe_load(Path(args.study).read_text())
     check_spec(spec)
-    arms = {m: spec[f"{m}_arms"] for m in methods(spec)}
+    wanted = [m for m in args.methods.split(",") if m] or list(methods(spec))
+    if unknown := [m for m in wanted if m not in methods(spec)]:
+        raise SystemExit(f"study_signal: --methods names {', '.join(unknown)}, not among the study's methods "
+                         f"({', '.join(methods(spec))})")
+    spec["methods"] = {m: starts for m, starts in methods(spec).items() if m in wanted}
+    arms = {m: spec[f"{m}_arms"] for m in spec["methods"]}
     out, results = ROOT / args.out, ROOT / args.results
     path = results / "signal_study.json"
     record = json.loads(path.read_text()) if path.is_file() else {"screen": {}, "results": {}}
