@@ -121,6 +121,18 @@ def test_a_recorded_run_is_skipped_only_with_the_same_inputs():
     assert not study_fair.recorded(None, want) and not study_fair.recorded({"validation_final": 0.7}, want)
 
 
+def test_only_an_es_run_with_a_checkpoint_resumes(tmp_path):
+    """An ES run killed before its first checkpoint leaves metrics that `train` refuses to resume over:
+    the study starts such an arm again instead of failing on it."""
+    run = tmp_path / "arm"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "metrics.jsonl").write_text('{"generation": 0}\n')
+    assert not study_fair.resumable("essa", run)
+    (run / "checkpoints" / "ckpt_000001.h5").write_bytes(b"")
+    assert study_fair.resumable("essa", run)
+    assert not study_fair.resumable("grpo", run) and not study_fair.resumable("essa", tmp_path / "none")
+
+
 def test_the_sft_start_is_known_by_its_recipe_and_score_not_its_last_bits(tmp_path):
     def start(adapter: bytes, heldout: float, spec=SPEC):
         sft = tmp_path / "sft"

@@ -82,12 +82,18 @@ def method_command(method: str, spec: dict, sft: Path, overrides: list[str], see
 def ensure(method: str, spec: dict, sft: Path, overrides: list[str], seed: int, budget: float, run_dir: Path,
            ranks: int) -> dict:
     if not (run_dir / "adapter").is_dir():
-        if method != "essa" and run_dir.exists():  # TRL runs do not resume: start the arm again
-            shutil.rmtree(run_dir)
+        if run_dir.exists() and not resumable(method, run_dir):
+            shutil.rmtree(run_dir)  # start the arm again
         code = run(method_command(method, spec, sft, overrides, seed, budget, run_dir, ranks))
         if code != 0:
             raise SystemExit(f"study_fair: {method} run {run_dir} failed with exit code {code}")
     return curves(run_dir)
+
+
+def resumable(method: str, run_dir: Path) -> bool:
+    """Whether an unfinished run can go on: TRL runs do not resume, and an ES run stopped before its first
+    checkpoint has nothing to resume from (train refuses a run dir with metrics but no checkpoint)."""
+    return method == "essa" and any((run_dir / "checkpoints").glob("*.h5"))
 
 
 def run_inputs(method: str, spec: dict, overrides: list[str], seed: int, budget: float, ranks: int) -> dict:
